@@ -1,0 +1,1 @@
+"""The database: server, schema, q3c layer and migrations."""
