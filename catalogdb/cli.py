@@ -1,0 +1,307 @@
+"""The `catalogdb` command: each command is a thin call into one module."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from catalogdb.errors import CatalogdbError
+
+app = typer.Typer(help="LAMOST x Gaia solar-like star catalogue in PostgreSQL (Shen & Luo 2024).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: init, status, upgrade, downgrade, stop.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Q3CMode(str, Enum):
+    auto = "auto"
+    extension = "extension"
+    compat = "compat"
+
+
+@db_app.command("init")
+def db_init(q3c: Q3CMode = typer.Option(Q3CMode.auto, help="q3c extension, catalogdb's compat functions, or auto")):
+    """Install q3c and create the schema (migrate to head)."""
+    from catalogdb.db import admin
+    from catalogdb.db.server import engine
+
+    mode = admin.init(engine(), q3c.value)
+    console.print(f"database ready (q3c: {mode})")
+    _print_status()
+
+
+@db_app.command("status")
+def db_status():
+    """Server, PostgreSQL version, q3c mode, schema revision and row counts."""
+    _print_status()
+
+
+def _print_status() -> None:
+    from catalogdb.db import admin
+    from catalogdb.db.server import engine
+
+    st = admin.status(engine())
+    console.print(f"server:    {st.server}")
+    console.print(f"postgres:  {st.version}")
+    console.print(f"q3c:       {st.q3c}")
+    console.print(f"schema:    {st.revision or 'empty'} (head {st.head})")
+    if st.rows:
+        table = Table("table", "rows")
+        for name, count in sorted(st.rows.items()):
+            table.add_row(name, f"{count:,}")
+        console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")):
+    """Migrate the schema up."""
+    from catalogdb.db import migrate
+    from catalogdb.db.server import engine
+
+    migrate.upgrade(engine(), revision)
+    _print_status()
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="target revision, or base to remove everything")):
+    """Migrate the schema down."""
+    from catalogdb.db import migrate
+    from catalogdb.db.server import engine
+
+    migrate.downgrade(engine(), revision)
+    _print_status()
+
+
+@db_app.command("stop")
+def db_stop():
+    """Stop the embedded server."""
+    from catalogdb.db.server import stop_embedded
+
+    console.print("embedded server stopped" if stop_embedded() else "no embedded server running")
+
+
+class OnError(str, Enum):
+    abort = "abort"
+    skip = "skip"
+
+
+@app.command()
+def ingest(
+    source: str = typer.Argument(..., help="lamost-stellar, gaia-dr3, bailer-jones, apogee-allstar, or spectra"),
+    files: list[Path] = typer.Argument(..., help="survey files (spectra: FITS files or folders)"),
+    on_error: OnError = typer.Option(OnError.abort, help="abort: refuse a file with a bad row; skip: reject it"),
+    workers: int = typer.Option(2, help="spectra: processes preprocessing in parallel"),
+):
+    """Load survey files into PostgreSQL (atomic, idempotent)."""
+    from rich.progress import Progress
+
+    from catalogdb.db.server import engine
+
+    eng = engine()
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        if source == "spectra":
+            from catalogdb.spectra_store import ingest_spectra
+
+            summary = ingest_spectra(eng, files, workers=workers, progress=report)
+        else:
+            from catalogdb.load import ingest_files
+
+            summary = ingest_files(eng, source, files, on_error=on_error.value, progress=report)
+    _print_pairs(summary.rows())
+
+
+@app.command()
+def xmatch(
+    apogee_radius: float = typer.Option(1.0, help="LAMOST x APOGEE radius, arcsec"),
+    gaia_radius: float = typer.Option(3.0, help="LAMOST x Gaia radius, arcsec"),
+    jobs: int = typer.Option(0, help="connections working in parallel (0: one per core here)"),
+):
+    """Crossmatch LAMOST with APOGEE and Gaia by q3c_join; compute the Gaia parallax zero points."""
+    from catalogdb.db.server import engine
+    from catalogdb.xmatch import run_xmatch
+
+    with console.status("crossmatching"):
+        summary = run_xmatch(engine(), apogee_radius, gaia_radius, jobs or None)
+    _print_pairs(summary.rows())
+
+
+@app.command()
+def cutflow():
+    """The training-set cut-flow (Table 2 of the paper) from the training_cutflow view."""
+    _print_view("select stage, description, count from training_cutflow order by stage")
+
+
+@app.command()
+def targets():
+    """The target sample (Sect. 4.1) by reason, from the target_venn view."""
+    _print_view("select no_parallax, low_parallax_over_error, no_gspphot_distance, count from target_venn")
+    _print_view("select count(*) as targets from targets")
+
+
+@app.command()
+def train(
+    epochs: int = typer.Option(100, help="maximum epochs (early stopping restores the best)"),
+    batch_size: int = typer.Option(64, help="spectra per gradient step"),
+    folds: int = typer.Option(5, help="fold models on the reference set (1: a single model)"),
+    width_scale: float = typer.Option(1.0, help="multiply every layer's width (1.0 = the paper's 23.8M parameters)"),
+    seed: int = typer.Option(0, help="random seed"),
+):
+    """Train the CNN on the training_set view and register it with its test metrics."""
+    from catalogdb.cnn.train import train_model
+    from catalogdb.db.server import engine
+
+    result = train_model(engine(), epochs=epochs, batch_size=batch_size, folds=folds, width_scale=width_scale,
+                         seed=seed)
+    console.print(f"model {result['model_id']} registered")
+    models()
+
+
+@app.command()
+def models():
+    """Registered CNN models and their test metrics."""
+    from catalogdb.cnn.registry import list_models
+    from catalogdb.db.server import engine
+
+    rows = list_models(engine())
+    if not rows:
+        console.print("no models registered: run `catalogdb train`")
+        return
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+
+
+@app.command()
+def predict(
+    model: str = typer.Option(None, help="model id (default: the newest)"),
+    all_spectra: bool = typer.Option(False, "--all-spectra", help="every stored spectrum, not only the targets"),
+    batch_size: int = typer.Option(1024, help="spectra per inference batch"),
+):
+    """Predict labels, distances and X, Y, Z, R for the targets; write them to cnn_prediction."""
+    from rich.progress import Progress
+
+    from catalogdb.cnn.predict import predict as run_predict
+    from catalogdb.db.server import engine
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("predicting", total=None)
+        result = run_predict(engine(), model, all_spectra, batch_size,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _print_pairs([(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in result.items()])
+
+
+@app.command()
+def gradients(plot: Path = typer.Option(None, help="write a Fig. 14-style PNG here")):
+    """Radial and vertical [Fe/H] gradients (Tables 3 and 4) beside the paper's slopes."""
+    from catalogdb.db.server import engine
+    from catalogdb.gradients import PAPER_RADIAL, PAPER_VERTICAL, gradient_tables, plot_gradients
+
+    tables = gradient_tables(engine())
+    for name, paper in (("radial", PAPER_RADIAL), ("vertical", PAPER_VERTICAL)):
+        rows = tables[name]
+        table = Table("|Z| (kpc)" if name == "radial" else "R (kpc)", "slope (dex/kpc)", "error",
+                      "intercept", "error", "N", "paper slope", title=f"{name} gradient")
+        for row in rows:
+            table.add_row(f"{row['bin_center']:.2f}", f"{row['slope']:.4f}", f"{row['slope_err']:.4f}",
+                          f"{row['intercept']:.3f}", f"{row['intercept_err']:.3f}", f"{row['n']:,}",
+                          f"{paper.get(round(row['bin_center'], 2), float('nan')):.3f}")
+        console.print(table)
+    if plot:
+        plot_gradients(tables, plot)
+        console.print(f"figure written to {plot}")
+
+
+def _print_view(sql: str) -> None:
+    import sqlalchemy as sa
+
+    from catalogdb.db.server import engine
+
+    with engine().connect() as conn:
+        result = conn.execute(sa.text(sql))
+        table = Table(*result.keys())
+        for row in result:
+            table.add_row(*(f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v) for v in row))
+    console.print(table)
+
+
+def _print_pairs(rows: list[tuple[str, str]]) -> None:
+    table = Table(show_header=False)
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+class SpectraChoice(str, Enum):
+    all = "all"
+    training = "training"
+    targets = "targets"
+    none = "none"
+
+
+@app.command()
+def mock(
+    out: Path = typer.Option(..., help="folder to write the survey files into"),
+    stars: int = typer.Option(20000, help="number of LAMOST target stars"),
+    seed: int = typer.Option(1, help="random seed (same seed, same files)"),
+    spectra: SpectraChoice = typer.Option(SpectraChoice.all, help="which stars get spectrum files"),
+):
+    """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files."""
+    from rich.progress import Progress
+
+    from catalogdb.mock import write_survey
+
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report)
+    table = Table("file", "rows")
+    for name, count in summary.get("files", summary).items():
+        table.add_row(str(name), f"{count:,}" if isinstance(count, int) else str(count))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    stars: int = typer.Option(20000, help="mock survey size (LAMOST target stars)"),
+    keep: bool = typer.Option(False, help="keep the mock survey files after the run"),
+    out: Path = typer.Option(None, help="folder for the mock survey and the exported catalogue"),
+    epochs: int = typer.Option(30, help="CNN epochs (early stopping may end sooner)"),
+    width_scale: float = typer.Option(0.25, help="CNN width (1.0 = the paper's network)"),
+):
+    """The whole pipeline on a mock survey in a database of its own (catalogdb_demo)."""
+    from catalogdb.demo import run_demo
+
+    run_demo(stars=stars, keep=keep, out=out, epochs=epochs, width_scale=width_scale, console=console)
+
+
+def main() -> None:
+    """Entry point: run the app, turning catalogdb's errors into one line and an exit code."""
+    try:
+        app()
+    except CatalogdbError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
