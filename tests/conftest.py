@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from catalogdb.config import Settings
 from catalogdb.db.cluster import start_cluster
-from catalogdb.db.server import server_url
+from catalogdb.db.server import server_url, stop_embedded
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(os.environ.get("CATALOGDB_FIXTURES", SHARED / "fixtures"))
@@ -36,8 +36,10 @@ def embedded_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedded_server(embedded_home) -> str:
-    """URL of the `postgres` database of the session's embedded PostgreSQL 18."""
-    return server_url(Settings(url=None, home=embedded_home))
+    """URL of the `postgres` database of the session's embedded PostgreSQL 18 (stopped at the end)."""
+    cfg = Settings(url=None, home=embedded_home)
+    yield server_url(cfg)
+    stop_embedded(cfg)
 
 
 @pytest.fixture(scope="session")

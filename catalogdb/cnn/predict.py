@@ -1,0 +1,176 @@
+"""`catalogdb predict`: CNN labels, distances and galactocentric coordinates written back to PostgreSQL.
+
+Reading (a server-side cursor), inference and writing (COPY) run in three threads joined by bounded
+queues, so the CPU predicting never waits for the database. Rows go to a per-model staging table
+committed batch by batch (an interrupted run resumes where it stopped); the model's rows in
+cnn_prediction are replaced by the staged ones in one transaction at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from catalogdb import runs
+from catalogdb.distance import distance_mode, distance_percentile, extinction_g
+from catalogdb.galaxy import galactocentric
+
+LABELS = ("teff", "logg", "feh", "mg", "bprp")
+NPIX = 4875
+COLUMNS = ["model_id", "obsid", *[c for label in LABELS for c in (f"cnn_{label}", f"cnn_{label}_err")],
+           "a_g", "a_g_source", "cnn_distance", "distance_p16", "distance_p50", "distance_p84",
+           "x", "y", "z", "r", "run_id"]
+TYPES = ["text", "int8", *["float4"] * 10, "float4", "text", *["float4"] * 8, "int8"]
+
+SOURCE_SQL = """
+SELECT s.obsid, s.flux, l.ra, l.dec, coalesce(g.phot_g_mean_mag, l.gaia_g_mean_mag), g.bp_rp, g.ag_gspphot
+FROM {sample} t
+JOIN spectrum s USING (obsid)
+JOIN lamost_star l USING (obsid)
+LEFT JOIN xmatch_lamost_gaia xg ON xg.obsid = t.obsid AND xg.best
+LEFT JOIN gaia_source g ON g.source_id = xg.source_id
+WHERE t.obsid NOT IN (SELECT obsid FROM {stage})
+"""
+
+
+@dataclass
+class Batch:
+    """Spectra and photometry of one batch, then its predictions."""
+
+    obsid: np.ndarray
+    flux: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    g: np.ndarray
+    bp_rp: np.ndarray
+    ag_gspphot: np.ndarray
+    mean: np.ndarray | None = None
+    spread: np.ndarray | None = None
+
+
+def _as_float(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _read(engine: Engine, sql: str, batch_size: int, out: queue.Queue, stop: threading.Event) -> None:
+    with engine.connect() as conn:
+        cur = conn.connection.driver_connection.cursor(name="predict_source")
+        cur.itersize = batch_size
+        cur.execute(sql)
+        while not stop.is_set():
+            rows = cur.fetchmany(batch_size)
+            if not rows:
+                break
+            flux = np.empty((len(rows), NPIX), dtype=np.float32)
+            for i, row in enumerate(rows):
+                flux[i] = np.frombuffer(row[1], dtype="<f4")
+            cols = list(zip(*rows, strict=True))
+            out.put(Batch(np.array(cols[0], dtype=np.int64), flux, _as_float(cols[2]), _as_float(cols[3]),
+                          _as_float(cols[4]), _as_float(cols[5]), _as_float(cols[6])))
+        cur.close()
+    out.put(None)
+
+
+def derived(batch: Batch, sigma_mg: float) -> dict[str, np.ndarray]:
+    """A_G (from bp_rp, else GSP-Phot), the distance PDF summaries (Eqs. 3-5) and X, Y, Z, R."""
+    mu_m, bprp0 = batch.mean[:, 3], batch.mean[:, 4]
+    a_g = extinction_g(batch.bp_rp, bprp0)
+    source = np.where(np.isfinite(a_g), "bp_rp", None).astype(object)
+    fallback = ~np.isfinite(a_g) & np.isfinite(batch.ag_gspphot)
+    a_g = np.where(fallback, batch.ag_gspphot, a_g)
+    source[fallback] = "ag_gspphot"
+    mode = distance_mode(batch.g, mu_m, sigma_mg, a_g)
+    xyzr = galactocentric(batch.ra, batch.dec, mode)
+    return {"a_g": a_g, "a_g_source": source, "mode": mode,
+            "p16": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 16),
+            "p50": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 50),
+            "p84": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 84), "xyzr": xyzr}
+
+
+def _nullable(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: float,
+           inbox: queue.Queue, progress: Callable[[int], None]) -> None:
+    while (batch := inbox.get()) is not None:
+        d = derived(batch, sigma_mg)
+        with engine.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            with cur.copy(f"COPY {stage} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(TYPES)
+                for i, obsid in enumerate(batch.obsid):
+                    labels = [v for k in range(5) for v in (batch.mean[i, k], batch.spread[i, k])]
+                    copy.write_row((model_id, int(obsid), *map(_nullable, labels), _nullable(d["a_g"][i]),
+                                    d["a_g_source"][i], _nullable(d["mode"][i]), _nullable(d["p16"][i]),
+                                    _nullable(d["p50"][i]), _nullable(d["p84"][i]),
+                                    *map(_nullable, d["xyzr"][i]), run_id))
+        progress(len(batch.obsid))
+
+
+def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = False, batch_size: int = 1024,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Predict every target (or every stored spectrum) with a registered model; returns counts."""
+    from catalogdb.cnn.registry import load_model
+
+    model = load_model(engine, model_id)
+    sample = "spectrum" if all_spectra else "targets"
+    # Named by the model so that a re-run after an interruption finds the rows already staged.
+    stage = f"cnn_prediction_stage_{hashlib.md5(model.model_id.encode()).hexdigest()[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE UNLOGGED TABLE IF NOT EXISTS {stage} (LIKE cnn_prediction)"))
+        resumed = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
+        total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} JOIN spectrum USING (obsid)")).scalar_one()
+        run_id = runs.start(conn, "predict", {"model_id": model.model_id, "sample": sample,
+                                              "batch_size": batch_size, "resumed_rows": resumed})
+    done = [resumed]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(done[0], total)
+
+    to_model: queue.Queue = queue.Queue(maxsize=2)
+    to_writer: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    reader = threading.Thread(target=_read, args=(engine, SOURCE_SQL.format(sample=sample, stage=stage),
+                                                  batch_size, to_model, stop), daemon=True)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            _write(engine, stage, model.model_id, run_id, model.sigma_mg, to_writer, advance)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+            stop.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        while (batch := to_model.get()) is not None and not errors:
+            batch.mean, batch.spread = model.predict(batch.flux)
+            to_writer.put(batch)
+    finally:
+        stop.set()
+        to_writer.put(None)
+        writer.join()
+        reader.join(timeout=60)
+    if errors:
+        with engine.begin() as conn:
+            runs.finish(conn, run_id, {"staged": done[0]}, status="failed")
+        raise errors[0]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cnn_prediction WHERE model_id = :m"), {"m": model.model_id})
+        rows = conn.execute(sa.text(f"INSERT INTO cnn_prediction SELECT * FROM {stage}")).rowcount
+        conn.execute(sa.text(f"DROP TABLE {stage}"))
+        conn.execute(sa.text("ANALYZE cnn_prediction"))
+        runs.finish(conn, run_id, {"predicted": rows, "resumed": resumed})
+    return {"model_id": model.model_id, "predicted": rows, "resumed": resumed, "run_id": run_id}
