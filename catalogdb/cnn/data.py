@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,43 +48,48 @@ class TrainingData:
         return digest.hexdigest()
 
 
-def read_spectra(conn: Connection, sql: str, params: dict | None = None, n_rows: int | None = None,
-                 batch: int = 1000) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Run `sql` (first column obsid, second flux) through a server-side cursor; returns flux and the other columns.
+def iter_spectra(conn: Connection, sql: str, params: dict | None = None,
+                 batch: int = 1000) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    """Stream `sql` (first column obsid, second flux) in batches: float32 [b, 4875] flux and the other columns.
 
-    The flux goes straight from each row's bytes into one preallocated float32 [n, 4875] array.
-    Columns after flux come back as NumPy arrays (object dtype where NumPy cannot infer better).
+    Columns after flux come back as NumPy arrays (object dtype where NumPy cannot infer better);
+    memory stays at one batch whatever the number of rows.
     """
-    if n_rows is None:
-        n_rows = conn.execute(sa.text(f"select count(*) from ({sql}) q"), params or {}).scalar_one()
-    flux = np.empty((n_rows, N_PIXELS), dtype=np.float32)
-    columns: list[list] | None = None
     # A cursor is planned for its first 10% of rows by default; with the training view's joins that
     # picked a nested loop 7x slower than a plain query (benchmarks/cnn.py). All rows are read here.
     conn.execute(sa.text("set local cursor_tuple_fraction = 1.0"))
     pg = conn.connection.driver_connection  # psycopg 3: named (server-side) binary cursor
-    i = 0
     with pg.cursor(name="catalogdb_spectra", binary=True) as cur:
         cur.itersize = batch
         cur.execute(_pyformat(sql) if params else sql, params or None)
         while rows := cur.fetchmany(batch):
-            if columns is None:
-                columns = [[] for _ in range(len(rows[0]) - 1)]
-            for row in rows:
-                if i >= n_rows:
-                    raise CatalogdbError("the spectra changed while they were read; run again")
-                buf = row[1]
-                if len(buf) != FLUX_BYTES:
-                    raise CatalogdbError(f"spectrum obsid {row[0]}: flux has {len(buf)} bytes, "
+            flux = np.empty((len(rows), N_PIXELS), dtype=np.float32)
+            for i, row in enumerate(rows):
+                if len(row[1]) != FLUX_BYTES:
+                    raise CatalogdbError(f"spectrum obsid {row[0]}: flux has {len(row[1])} bytes, "
                                          f"expected {FLUX_BYTES} ({N_PIXELS} float32 values)")
-                flux[i] = np.frombuffer(buf, dtype=FLUX_DTYPE)
-                columns[0].append(row[0])
-                for j in range(2, len(row)):
-                    columns[j - 1].append(row[j])
-                i += 1
+                flux[i] = np.frombuffer(row[1], dtype=FLUX_DTYPE)
+            columns = list(zip(*rows, strict=True))
+            yield flux, [np.asarray(columns[0])] + [np.asarray(c) for c in columns[2:]]
+
+
+def read_spectra(conn: Connection, sql: str, params: dict | None = None, n_rows: int | None = None,
+                 batch: int = 1000) -> tuple[np.ndarray, list[np.ndarray]]:
+    """All rows of `sql` (first column obsid, second flux) into one preallocated float32 [n, 4875] array."""
+    if n_rows is None:
+        n_rows = conn.execute(sa.text(f"select count(*) from ({sql}) q"), params or {}).scalar_one()
+    flux = np.empty((n_rows, N_PIXELS), dtype=np.float32)
+    parts: list[list[np.ndarray]] = []
+    i = 0
+    for block, columns in iter_spectra(conn, sql, params, batch):
+        if i + len(block) > n_rows:
+            raise CatalogdbError("the spectra changed while they were read; run again")
+        flux[i:i + len(block)] = block
+        parts.append(columns)
+        i += len(block)
     if i != n_rows:
         raise CatalogdbError(f"expected {n_rows} spectra, read {i}; did the spectra change while they were read?")
-    return flux, [np.asarray(c) for c in (columns or [])]
+    return flux, [np.concatenate(c) for c in zip(*parts, strict=True)] if parts else []
 
 
 def _pyformat(sql: str) -> str:

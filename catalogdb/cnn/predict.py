@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb import runs
+from catalogdb.cnn.data import iter_spectra
 from catalogdb.distance import distance_mode, distance_percentile, extinction_g
 from catalogdb.galaxy import galactocentric
 
 LABELS = ("teff", "logg", "feh", "mg", "bprp")
-NPIX = 4875
 COLUMNS = ["model_id", "obsid", *[c for label in LABELS for c in (f"cnn_{label}", f"cnn_{label}_err")],
            "a_g", "a_g_source", "cnn_distance", "distance_p16", "distance_p50", "distance_p84",
            "x", "y", "z", "r", "run_id"]
@@ -55,27 +55,16 @@ class Batch:
     spread: np.ndarray | None = None
 
 
-def _as_float(values: list) -> np.ndarray:
+def _as_float(values: np.ndarray) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _read(engine: Engine, sql: str, batch_size: int, out: queue.Queue, stop: threading.Event) -> None:
-    with engine.connect() as conn:
-        cur = conn.connection.driver_connection.cursor(name="predict_source")
-        cur.itersize = batch_size
-        cur.execute(sql)
-        while not stop.is_set():
-            rows = cur.fetchmany(batch_size)
-            if not rows:
+    with engine.connect() as conn, conn.begin():
+        for flux, cols in iter_spectra(conn, sql, batch=batch_size):
+            if stop.is_set():
                 break
-            flux = np.empty((len(rows), NPIX), dtype=np.float32)
-            for i, row in enumerate(rows):
-                flux[i] = np.frombuffer(row[1], dtype="<f4")
-            cols = list(zip(*rows, strict=True))
-            out.put(Batch(np.array(cols[0], dtype=np.int64), flux, _as_float(cols[2]), _as_float(cols[3]),
-                          _as_float(cols[4]), _as_float(cols[5]), _as_float(cols[6])))
-        cur.close()
-    out.put(None)
+            out.put(Batch(cols[0].astype(np.int64), flux, *(_as_float(c) for c in cols[1:])))
 
 
 def derived(batch: Batch, sigma_mg: float) -> dict[str, np.ndarray]:
@@ -140,9 +129,17 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
     to_model: queue.Queue = queue.Queue(maxsize=2)
     to_writer: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    reader = threading.Thread(target=_read, args=(engine, SOURCE_SQL.format(sample=sample, stage=stage),
-                                                  batch_size, to_model, stop), daemon=True)
     errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            _read(engine, SOURCE_SQL.format(sample=sample, stage=stage), batch_size, to_model, stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+        finally:
+            to_model.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
 
     def write() -> None:
         try:
@@ -162,7 +159,11 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
         stop.set()
         to_writer.put(None)
         writer.join()
-        reader.join(timeout=60)
+        while reader.is_alive():  # unblock a reader waiting on a full queue after an error
+            try:
+                to_model.get(timeout=0.1)
+            except queue.Empty:
+                pass
     if errors:
         with engine.begin() as conn:
             runs.finish(conn, run_id, {"staged": done[0]}, status="failed")
