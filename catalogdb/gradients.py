@@ -1,0 +1,47 @@
+"""Metallicity gradients read from the gradient views, the paper's values, and the Fig. 14-style plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+# Tables 3 and 4 of Shen & Luo (2024): slope (dex/kpc) by bin centre (kpc).
+PAPER_RADIAL = dict(zip([0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7, 1.9],
+                        [-0.054, -0.040, -0.030, -0.022, -0.011, 0.000, 0.003, 0.004, 0.005, 0.008], strict=True))
+PAPER_VERTICAL = dict(zip([7.5, 8.5, 9.5, 10.5, 11.5, 12.5, 13.5],
+                          [-0.263, -0.237, -0.163, -0.098, -0.078, -0.065, -0.069], strict=True))
+
+
+def gradient_tables(engine: Engine, source: str = "gradient_sample") -> dict[str, list[dict]]:
+    """Both gradient tables with the paper's binning, from `source` (feh, r_kpc, abs_z_kpc)."""
+    queries = {
+        "radial": "select * from metallicity_gradient('r_kpc', 'abs_z_kpc', 0, 2, 0.2, 7, 14, :source)",
+        "vertical": "select * from metallicity_gradient('abs_z_kpc', 'r_kpc', 7, 14, 1, 0, 2, :source)",
+    }
+    with engine.connect() as conn:
+        return {name: [dict(row._mapping) for row in conn.execute(sa.text(sql), {"source": source})]
+                for name, sql in queries.items()}
+
+
+def plot_gradients(tables: dict[str, list[dict]], path: Path) -> None:
+    """Fig. 14 style: slope against bin centre with errors, ours beside the paper's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, name, paper, xlabel in ((axes[0], "radial", PAPER_RADIAL, "|Z| (kpc)"),
+                                    (axes[1], "vertical", PAPER_VERTICAL, "R (kpc)")):
+        rows = tables[name]
+        ax.errorbar([r["bin_center"] for r in rows], [r["slope"] for r in rows],
+                    yerr=[r["slope_err"] for r in rows], fmt="o", label="catalogdb")
+        ax.plot(list(paper), list(paper.values()), "s--", mfc="none", label="Shen & Luo (2024)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"d[Fe/H]/d{'R' if name == 'radial' else '|Z|'} (dex/kpc)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
