@@ -7,13 +7,15 @@ from importlib import resources
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from catalogdb.errors import CatalogdbError
+
 # Bump when q3c_compat.sql changes; a migration then calls install_compat() again (CREATE OR REPLACE).
 COMPAT_VERSION = 1
 
 MODES = ("auto", "extension", "compat")
 
 
-class Q3CUnavailable(RuntimeError):
+class Q3CUnavailable(CatalogdbError):
     """The q3c extension was asked for but this server cannot provide it."""
 
 
@@ -74,8 +76,7 @@ def ensure(conn: Connection, mode: str = "auto") -> str:
     if mode == "extension":
         major = conn.execute(sa.text("select current_setting('server_version_num')::int / 10000")).scalar()
         raise Q3CUnavailable(
-            f"the q3c extension is not available on this server (install postgresql-{major}-q3c) "
-            "— use --q3c compat"
+            f"the q3c extension is not available on this server (install postgresql-{major}-q3c) — use --q3c compat"
         )
     install_compat(conn)
     return "compat"

@@ -88,7 +88,7 @@ END $$;
 CREATE OR REPLACE FUNCTION q3c_ang2ipix(ra real, decl real) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT @extschema@.q3c_ang2ipix(ra::double precision, decl::double precision) $$;
 
--- Centre of nothing: like q3c, the angles of the (xi, yi) corner of the finest cell.
+-- Like q3c: the angles of the (xi, yi) corner of the finest cell ipix.
 CREATE OR REPLACE FUNCTION q3c_ipix2ang(ipix bigint) RETURNS double precision[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
@@ -107,10 +107,10 @@ BEGIN
     decl := degrees(atan(y * cos(atan(x))));
   ELSIF face = 0 THEN
     ra := degrees(atan2(x, -y));
-    decl := degrees(atan(1 / sqrt(x * x + y * y)));
+    decl := degrees(atan2(1, sqrt(x * x + y * y)));
   ELSE
     ra := degrees(atan2(x, y));
-    decl := -degrees(atan(1 / sqrt(x * x + y * y)));
+    decl := -degrees(atan2(1, sqrt(x * x + y * y)));
   END IF;
   IF ra < 0 THEN ra := ra + 360; END IF;
   RETURN ARRAY[ra, decl];
@@ -132,6 +132,11 @@ BEGIN
   END LOOP;
   x0 := (xi << depth) / 536870912::float8 - 1; x1 := ((xi + 1) << depth) / 536870912::float8 - 1;
   y0 := (yi << depth) / 536870912::float8 - 1; y1 := ((yi + 1) << depth) / 536870912::float8 - 1;
+  IF depth < 15 THEN
+    -- small cell: gnomonic area element at the centre (the corner sum below cancels badly here)
+    x0 := (x0 + x1) / 2; y0 := (y0 + y1) / 2;
+    RETURN (x1 - x0) * (y1 - y0) * 4 / power(1 + x0 * x0 + y0 * y0, 1.5);
+  END IF;
   -- solid angle of a gnomonic rectangle: sum of atan(xy / sqrt(1 + x^2 + y^2)) over its corners
   RETURN atan(x1 * y1 / sqrt(1 + x1 * x1 + y1 * y1)) - atan(x0 * y1 / sqrt(1 + x0 * x0 + y1 * y1))
        - atan(x1 * y0 / sqrt(1 + x1 * x1 + y0 * y0)) + atan(x0 * y0 / sqrt(1 + x0 * x0 + y0 * y0));
