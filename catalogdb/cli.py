@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -12,8 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from catalogdb.errors import CatalogdbError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for astronomers
 
 app = typer.Typer(help="LAMOST x Gaia solar-like star catalogue in PostgreSQL (Shen & Luo 2024).",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -17,6 +17,10 @@ def init(engine: Engine, q3c_mode: str = "auto") -> str:
     with engine.begin() as conn:
         mode = q3c.ensure(conn, q3c_mode)
     migrate.upgrade(engine)
+    from catalogdb.tap.published import refresh  # TAP_SCHEMA and the read-only role's grants, up to date
+
+    with engine.begin() as conn:
+        refresh(conn)
     return mode
 
 

@@ -1,0 +1,1 @@
+"""The TAP service: ADQL translation, VOTable output, UWS jobs, VOSI and the published tables."""
