@@ -12,8 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/catalogdb db init
-	$(VENV)/bin/catalogdb db status
+	$(VENV)/bin/catalogdb demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

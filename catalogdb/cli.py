@@ -289,10 +289,10 @@ def mock(
 
 @app.command()
 def demo(
-    stars: int = typer.Option(20000, help="mock survey size (LAMOST target stars)"),
+    stars: int = typer.Option(30000, help="mock survey size (LAMOST target stars)"),
     keep: bool = typer.Option(False, help="keep the mock survey files after the run"),
     out: Path = typer.Option(None, help="folder for the mock survey and the exported catalogue"),
-    epochs: int = typer.Option(30, help="CNN epochs (early stopping may end sooner)"),
+    epochs: int = typer.Option(50, help="CNN epochs (early stopping may end sooner)"),
     width_scale: float = typer.Option(0.25, help="CNN width (1.0 = the paper's network)"),
 ):
     """The whole pipeline on a mock survey in a database of its own (catalogdb_demo)."""

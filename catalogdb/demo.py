@@ -52,7 +52,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "" if value is None else format(value, spec)
 
 
-def run_demo(stars: int = 20000, keep: bool = False, out: Path | None = None, epochs: int = 30,
+def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, epochs: int = 50,
              width_scale: float = 0.25, console: Console | None = None,
              progress: Callable[[str, int, int | None], None] | None = None) -> dict:
     """Mock survey -> ingest -> spectra -> xmatch -> cut-flow -> CNN -> predict -> gradients -> export."""
@@ -103,12 +103,13 @@ def run_demo(stars: int = 20000, keep: bool = False, out: Path | None = None, ep
     with step(console, "8. metallicity gradients against the injected truth"):
         result["gradients"] = compare_with_truth(eng, survey)
         for name, rows in result["gradients"].items():
-            table = Table("|Z| (kpc)" if name == "radial" else "R (kpc)", "injected", "true distances",
-                          "CNN distances", "N", "(CNN - injected) / err", title=f"{name} gradient (dex/kpc)")
+            table = Table("|Z| (kpc)" if name == "radial" else "R (kpc)", "injected", "true [Fe/H], R, Z",
+                          "CNN [Fe/H], true R, Z", "CNN [Fe/H] and distances", "N", "(CNN - injected) / err",
+                          title=f"{name} gradient (dex/kpc)")
             for row in rows:
                 true_d = row["true_distance"]
                 slope, err, n = row["cnn_distance"]
-                table.add_row(f"{row['bin_center']:.1f}", _fmt(row["injected"]),
+                table.add_row(f"{row['bin_center']:.1f}", _fmt(row["injected"]), _fmt(row["true_feh_and_distance"]),
                               f"{true_d[0]:.3f} ± {true_d[1]:.3f}" if true_d else "",
                               f"{slope:.3f} ± {err:.3f}" if err is not None else _fmt(slope), f"{n:,}",
                               _fmt(row["sigma_off"], ".1f"))

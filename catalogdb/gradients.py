@@ -33,10 +33,11 @@ def gradient_tables(engine: Engine, source: str = "gradient_sample") -> dict[str
 
 
 def compare_with_truth(engine: Engine, survey: Path) -> dict[str, list[dict]]:
-    """Per bin: the mock's injected slope, then ours with the true distances and with the CNN distances.
+    """Per bin: the mock's injected slope and that of its true values, then ours at true and CNN distances.
 
-    Both use the CNN [Fe/H] of final_catalog; "true distances" places each star at its true R and |Z|
-    from the mock's truth.parquet, so the two differ only by the distance errors.
+    "true_feh_and_distance" is the mock's own fit to the true [Fe/H], R and |Z| of its solar-like stars
+    (truth.json); ours use the CNN [Fe/H] of final_catalog, placed at the true R and |Z| (truth.parquet)
+    or at the CNN distance, so the last two differ only by the distance errors.
     """
     import pandas as pd
 
@@ -62,7 +63,8 @@ def compare_with_truth(engine: Engine, survey: Path) -> dict[str, list[dict]]:
             centre = round(ours["bin_center"], 2)
             true_row = next((r for r in true_d[name] if round(r["bin_center"], 2) == centre), None)
             inj = by_bin.get(centre, {}).get("injected_slope")
-            rows.append({"bin_center": centre, "injected": inj,
+            sample = by_bin.get(centre, {}).get("truth_sample") or {}
+            rows.append({"bin_center": centre, "injected": inj, "true_feh_and_distance": sample.get("slope"),
                          "true_distance": true_row and (true_row["slope"], true_row["slope_err"], true_row["n"]),
                          "cnn_distance": (ours["slope"], ours["slope_err"], ours["n"]),
                          "sigma_off": None if inj is None or not ours["slope_err"]
