@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 from rich.table import Table
 
 from catalogdb.errors import CatalogdbError
@@ -18,6 +21,22 @@ db_app = typer.Typer(help="The database: init, status, upgrade, downgrade, stop.
 app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress display and the callback steps report to: (step name, done, total or None)."""
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        yield report
 
 
 class Q3CMode(str, Enum):
@@ -100,19 +119,10 @@ def ingest(
     workers: int = typer.Option(2, help="spectra: processes preprocessing in parallel"),
 ):
     """Load survey files into PostgreSQL (atomic, idempotent)."""
-    from rich.progress import Progress
-
     from catalogdb.db.server import engine
 
     eng = engine()
-    with Progress(console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(step: str, done: int, total: int | None) -> None:
-            if step not in tasks:
-                tasks[step] = progress.add_task(step, total=total)
-            progress.update(tasks[step], completed=done, total=total)
-
+    with progress_bars() as report:
         if source == "spectra":
             from catalogdb.spectra_store import ingest_spectra
 
@@ -161,11 +171,12 @@ def train(
     seed: int = typer.Option(0, help="random seed"),
 ):
     """Train the CNN on the training_set view and register it with its test metrics."""
-    from catalogdb.cnn.train import train_model
+    from catalogdb.cnn.train import epoch_bars, train_model
     from catalogdb.db.server import engine
 
-    result = train_model(engine(), epochs=epochs, batch_size=batch_size, folds=folds, width_scale=width_scale,
-                         seed=seed)
+    with progress_bars() as report:
+        result = train_model(engine(), epochs=epochs, batch_size=batch_size, folds=folds, width_scale=width_scale,
+                             seed=seed, progress=epoch_bars(report))
     console.print(f"model {result['model_id']} registered")
     models()
 
@@ -200,15 +211,11 @@ def predict(
     batch_size: int = typer.Option(1024, help="spectra per inference batch"),
 ):
     """Predict labels, distances and X, Y, Z, R for the targets; write them to cnn_prediction."""
-    from rich.progress import Progress
-
     from catalogdb.cnn.predict import predict as run_predict
     from catalogdb.db.server import engine
 
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("predicting", total=None)
-        result = run_predict(engine(), model, all_spectra, batch_size,
-                             progress=lambda done, total: progress.update(task, completed=done, total=total))
+    with progress_bars() as report:
+        result = run_predict(engine(), model, all_spectra, batch_size, progress=report)
     _print_pairs([(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in result.items()])
 
 
@@ -268,18 +275,9 @@ def mock(
     spectra: SpectraChoice = typer.Option(SpectraChoice.all, help="which stars get spectrum files"),
 ):
     """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files."""
-    from rich.progress import Progress
-
     from catalogdb.mock import write_survey
 
-    with Progress(console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = progress.add_task(step, total=total)
-            progress.update(tasks[step], completed=done, total=total)
-
+    with progress_bars() as report:
         summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report)
     table = Table("file", "rows")
     for name, count in summary.get("files", summary).items():
@@ -298,7 +296,9 @@ def demo(
     """The whole pipeline on a mock survey in a database of its own (catalogdb_demo)."""
     from catalogdb.demo import run_demo
 
-    run_demo(stars=stars, keep=keep, out=out, epochs=epochs, width_scale=width_scale, console=console)
+    with progress_bars() as report:
+        run_demo(stars=stars, keep=keep, out=out, epochs=epochs, width_scale=width_scale, console=console,
+                 progress=report)
 
 
 @app.command()

@@ -57,7 +57,7 @@ def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, ep
              progress: Callable[[str, int, int | None], None] | None = None) -> dict:
     """Mock survey -> ingest -> spectra -> xmatch -> cut-flow -> CNN -> predict -> gradients -> export."""
     from catalogdb.cnn.predict import predict
-    from catalogdb.cnn.train import train_model
+    from catalogdb.cnn.train import epoch_bars, train_model
     from catalogdb.export import export
     from catalogdb.load import ingest_files
     from catalogdb.mock import write_survey
@@ -94,11 +94,12 @@ def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, ep
                        "training cut-flow (Table 2)")
             print_rows(console, conn.execute(sa.text("select * from target_venn")), "targets by reason (Fig. 8)")
     with step(console, f"6. train a CNN (width x{width_scale}, up to {epochs} epochs, one model)"):
-        model = train_model(eng, epochs=epochs, batch_size=64, folds=1, width_scale=width_scale, seed=1)
+        model = train_model(eng, epochs=epochs, batch_size=64, folds=1, width_scale=width_scale, seed=1,
+                            progress=epoch_bars(progress) if progress else None)
         result["model_id"] = model["model_id"]
         console.print_json(json.dumps(model.get("metrics", {}), default=str))
     with step(console, "7. predict the targets, distances and X, Y, Z, R"):
-        result["predict"] = predict(eng, model["model_id"])
+        result["predict"] = predict(eng, model["model_id"], progress=progress)
         console.print(f"{result['predict']['predicted']:,} predictions written to cnn_prediction")
     with step(console, "8. distances and metallicity gradients against the mock's truth"):
         result["distances"] = distances_against_truth(eng, survey)

@@ -105,7 +105,7 @@ def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: flo
 
 
 def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = False, batch_size: int = 1024,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[str, int, int | None], None] | None = None) -> dict:
     """Predict every target (or every stored spectrum) with a registered model; returns counts."""
     from catalogdb.cnn.registry import load_model
 
@@ -124,7 +124,7 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
     def advance(n: int) -> None:
         done[0] += n
         if progress:
-            progress(done[0], total)
+            progress("predicting", done[0], total)
 
     to_model: queue.Queue = queue.Queue(maxsize=2)
     to_writer: queue.Queue = queue.Queue(maxsize=2)

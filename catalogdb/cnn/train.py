@@ -113,6 +113,15 @@ class _ProgressCallback:
         return cb
 
 
+def epoch_bars(report: Callable[[str, int, int | None], None]) -> Progress:
+    """Turn the (step, done, total) progress protocol of the other commands into training's event callback."""
+    def on_event(event: dict) -> None:
+        if event.get("stage") == "epoch":
+            report(f"training network {event['fold'] + 1} of {event['folds']} (epochs)", event["epoch"],
+                   event["epochs"])
+    return on_event
+
+
 def _new_model_id(checksum: str) -> str:
     return f"cnn-{datetime.now(UTC):%Y%m%dT%H%M%S}-{checksum[:6]}{secrets.token_hex(2)}"
 
