@@ -302,6 +302,17 @@ def demo(
 
 
 @app.command()
+def report(out: Path = typer.Option(Path("report"), help="folder for the figures and index.html")):
+    """The paper's figures as PNGs and one HTML page with the cut-flow, metrics and gradient tables."""
+    from catalogdb.db.server import engine
+    from catalogdb.report import write_report
+
+    with console.status("drawing the figures"):
+        written = write_report(engine(), out)
+    console.print(f"{len(written) - 1} figures and {written[-1]}")
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8080, help="TCP port"),

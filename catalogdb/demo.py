@@ -15,6 +15,7 @@ from rich.table import Table
 
 from catalogdb.db import admin
 from catalogdb.db.server import engine as default_engine
+from catalogdb.mock.comparisons import SOURCES as COMPARISON_SOURCES
 
 DEMO_DB = "catalogdb_demo"
 
@@ -62,6 +63,7 @@ def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, ep
     from catalogdb.load import ingest_files
     from catalogdb.mock import write_survey
     from catalogdb.mock.truth import distances_against_truth, gradients_against_truth
+    from catalogdb.report import write_report
     from catalogdb.spectra_store import ingest_spectra
     from catalogdb.xmatch import run_xmatch
 
@@ -79,7 +81,8 @@ def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, ep
         for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
                              ("gaia-dr3", "gaia/gaia_dr3_source.csv"),
                              ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                             ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
+                             ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits"),
+                             *COMPARISON_SOURCES.items()):
             summary = ingest_files(eng, source, [survey / path], progress=progress)
             console.print(f"{source}: {summary.inserted:,} rows")
     with step(console, "4. ingest and preprocess the spectra"):
@@ -120,10 +123,16 @@ def run_demo(stars: int = 30000, keep: bool = False, out: Path | None = None, ep
                               f"{slope:.3f} ± {err:.3f}" if err is not None else _fmt(slope), f"{n:,}",
                               _fmt(row["sigma_off"], ".1f"))
             console.print(table)
-    with step(console, "9. export the final catalogue"):
+    with step(console, "9. comparisons with StarHorse, DistMass, astroNN, APOGEE and GALAH (Sects. 4.2-4.3)"):
+        with eng.connect() as conn:
+            print_rows(console, conn.execute(sa.text("select * from compare_distance")), "distances (Fig. 10)")
+            print_rows(console, conn.execute(sa.text("select * from compare_parameters")), "parameters (Fig. 11)")
+    with step(console, "10. export the final catalogue and the report"):
         path = workdir / "final_catalog.fits"
         result["exported"] = export(eng, path)
         console.print(f"{result['exported']:,} rows -> {path}")
+        result["report"] = str(write_report(eng, workdir / "report")[-1])
+        console.print(f"figures and report -> {result['report']}")
     url = eng.url.render_as_string(hide_password=True)
     console.rule("[bold]what to try next")
     console.print(f"""The demo database is {url}

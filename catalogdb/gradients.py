@@ -43,8 +43,10 @@ def plot_gradients(tables: dict[str, list[dict]], path: Path) -> None:
     for ax, name, paper, xlabel in ((axes[0], "radial", PAPER_RADIAL, "|Z| (kpc)"),
                                     (axes[1], "vertical", PAPER_VERTICAL, "R (kpc)")):
         rows = tables[name]
-        ax.errorbar([r["bin_center"] for r in rows], [r["slope"] for r in rows],
-                    yerr=[r["slope_err"] for r in rows], fmt="o", label="catalogdb")
+        nan = float("nan")  # a bin with fewer than 3 stars has no slope error (NULL)
+        ax.errorbar([r["bin_center"] for r in rows], [nan if r["slope"] is None else r["slope"] for r in rows],
+                    yerr=[nan if r["slope_err"] is None else r["slope_err"] for r in rows], fmt="o",
+                    label="catalogdb")
         ax.plot(list(paper), list(paper.values()), "s--", mfc="none", label="Shen & Luo (2024)")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"d[Fe/H]/d{'R' if name == 'radial' else '|Z|'} (dex/kpc)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import sqlalchemy as sa
 from astropy.table import Table
 from rich.console import Console

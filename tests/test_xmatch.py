@@ -88,7 +88,8 @@ def test_cutflow_equals_pandas(matched, survey):
     gaia = pd.read_csv(survey / FILES["gaia-dr3"])
     bj = pd.read_csv(survey / FILES["bailer-jones"])
     allstar = Table.read(survey / FILES["apogee-allstar"], hdu=1)
-    apogee = pd.DataFrame({k.lower(): np.asarray(allstar[k], dtype=float) for k in ("RA", "DEC", "TEFF", "LOGG", "FE_H")})
+    apogee = pd.DataFrame({k.lower(): np.asarray(allstar[k], dtype=float)
+                           for k in ("RA", "DEC", "TEFF", "LOGG", "FE_H")})
 
     def solar(teff, logg, feh):
         return (teff >= 4800) & (teff <= 6800) & (feh >= -1) & (feh <= 1) & (logg >= 5.98 - 0.00035 * teff)

@@ -1,1 +1,3 @@
 """The database: server, schema, q3c layer and migrations."""
+
+from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables on schema.metadata

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from catalogdb.mock import apogee, gaia, galaxy, lamost
 from catalogdb.mock import spectra as mspectra
 from catalogdb.mock import stars as mstars
+from catalogdb.mock.comparisons import write_comparisons
 from catalogdb.mock.galaxy import Disk
 
 CHUNK = 200_000  # stars per chunk: bounds memory at any --stars, and fixes the random streams
@@ -272,6 +273,7 @@ def write_survey(out: Path, stars: int = 20000, seed: int = 1, spectra: str = "a
              APOGEE_FILE: counts["apogee_rows"], "truth.parquet": counts["stars"], "truth.json": 1}
     if counts["spectra_files"]:
         files[SPECTRA_DIR + "/"] = counts["spectra_files"]
+    files.update(write_comparisons(out, seed))
     return {"out": str(out), "files": files, **counts, "seconds": round(time.perf_counter() - t0, 2)}
 
 
