@@ -49,10 +49,12 @@ class XmatchSummary:
 def _pair_sql(table: str, stage: str, jobs: int) -> str:
     partner, keys = PARTNERS[table]
     key_list = ", ".join(f"p.{k}" for k in keys)
+    # Each obsid lies in one part, so the rank is final here and the swap below is a plain copy.
     return (
-        f"INSERT INTO {stage} SELECT l.obsid, {key_list}, q3c_dist(l.ra, l.dec, p.ra, p.dec) * 3600 "
-        f"FROM lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, p.dec, :radius) "
-        f"WHERE l.obsid % {jobs} = :part"
+        f"INSERT INTO {stage} SELECT *, row_number() OVER (PARTITION BY obsid ORDER BY sep_arcsec, "
+        f"{', '.join(keys)}) FROM (SELECT l.obsid, {key_list}, q3c_dist(l.ra, l.dec, p.ra, p.dec) * 3600 "
+        f"AS sep_arcsec FROM lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, p.dec, :radius) "
+        f"WHERE l.obsid % {jobs} = :part) pairs"
     )
 
 
@@ -62,7 +64,7 @@ def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: i
     stage = f"{table}_stage_{run_id}"
     key_cols = ", ".join(keys)
     with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE UNLOGGED TABLE {stage} AS SELECT obsid, {key_cols}, sep_arcsec "
+        conn.execute(sa.text(f"CREATE UNLOGGED TABLE {stage} AS SELECT obsid, {key_cols}, sep_arcsec, rank "
                              f"FROM {table} WITH NO DATA"))
     try:
         sql = sa.text(_pair_sql(table, stage, jobs))
@@ -77,9 +79,7 @@ def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: i
             conn.execute(sa.text(f"DELETE FROM {table}"))
             conn.execute(sa.text(
                 f"INSERT INTO {table} (obsid, {key_cols}, sep_arcsec, rank, best, run_id) "
-                f"SELECT obsid, {key_cols}, sep_arcsec, r, r = 1, :run_id FROM ("
-                f"  SELECT *, row_number() OVER (PARTITION BY obsid ORDER BY sep_arcsec, {key_cols}) AS r"
-                f"  FROM {stage}) s"), {"run_id": run_id})
+                f"SELECT obsid, {key_cols}, sep_arcsec, rank, rank = 1, :run_id FROM {stage}"), {"run_id": run_id})
             pairs, matched = conn.execute(sa.text(f"SELECT count(*), count(DISTINCT obsid) FROM {table}")).one()
             conn.execute(sa.text(f"ANALYZE {table}"))
     finally:
