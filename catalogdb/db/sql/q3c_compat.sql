@@ -1,4 +1,4 @@
--- catalogdb q3c compatibility layer (COMPAT_VERSION 1).
+-- catalogdb q3c compatibility layer (COMPAT_VERSION 2).
 --
 -- Pure SQL / PL/pgSQL functions with the names, arguments and results of the q3c 2.0.0 extension, for
 -- servers without it (the embedded PostgreSQL, managed services). Written from the published method
@@ -25,10 +25,10 @@
 -- Every function is CREATE OR REPLACE, so re-running this file upgrades an older compat install.
 
 CREATE OR REPLACE FUNCTION q3c_compat_version() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1 $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 2 $$;
 
 CREATE OR REPLACE FUNCTION q3c_version() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '2.0.0 (catalogdb compat 1)'::text $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '2.0.0 (catalogdb compat 2)'::text $$;
 
 -- spread(v): bit k of v (v < 2^30) to bit 2k, by three lookups in a 1024-entry table.
 CREATE OR REPLACE FUNCTION q3c_compat_spread_table() RETURNS bigint[]
@@ -245,44 +245,47 @@ BEGIN
   RETURN out;
 END $$;
 
--- Bound k (0..7: range k / 2, low end when k is even) of the covering, per outer row of a join.
--- Fast path: the box lies inside the centre's face, so the covering is its 2 x 2 cells; a cell equal
--- to its neighbour in the block comes back as the empty range (-1, -2) and costs no index descent.
+-- Bound k (0..7: range k / 2, low end when k is even) of the covering, per outer row of a join; NULL for
+-- an unused range (a NULL bound makes the B-tree skip that range without descending the index, and a
+-- constant NULL range folds away in a cone). Every bound of every outer row is one call of this
+-- function, so it is kept to a few statements (each PL/pgSQL statement costs about as much as ten
+-- operators): fast path when the box lies well inside the centre's face (0 <= ra0 < 360): the 2 x 2
+-- cells of level s around it; elsewhere q3c_compat_cover.
 CREATE OR REPLACE FUNCTION q3c_compat_nearby_it(ra0 double precision, dec0 double precision, r double precision,
                                                 h double precision, s integer, k integer)
 RETURNS bigint LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-  cd double precision; cx double precision; cy double precision; cz double precision;
-  x double precision; y double precision; f bigint; c bigint; w bigint;
+DECLARE x double precision; y double precision; f bigint; c bigint; w bigint;
 BEGIN
-  IF NOT (abs(ra0) < 1e300 AND abs(dec0) < 1e300 AND h < 0.25) THEN
-    RETURN (@extschema@.q3c_compat_cover(ra0, dec0, r))[k + 1];
+  IF ra0 >= 0 AND ra0 < 360 AND dec0 > -90 AND dec0 < 90 AND h < 0.25 THEN
+    -- gnomonic x, y on the equatorial face (1 / cos(a) = sqrt(1 + tan(a)^2)) ...
+    x := tan(radians(ra0 - 90 * floor((ra0 + 45) / 90)));
+    y := tan(radians(dec0)) * sqrt(1 + x * x);
+    IF abs(y) >= 1 THEN
+      -- ... or on a polar face (north 0, south 5), as q3c_ang2ipix projects
+      y := 1 / tan(radians(dec0));
+      x := sin(radians(ra0)) * abs(y);
+      y := -cos(radians(ra0)) * y;
+      f := CASE WHEN dec0 > 0 THEN 0 ELSE 5 END;
+    END IF;
+    IF abs(x) < 0.999999 - h AND abs(y) < 0.999999 - h THEN
+      -- level-s cell column (row) of the box's low or high edge; a high edge in the low edge's cell
+      -- makes the range unused
+      c := floor((x + 1 + CASE WHEN k & 2 = 0 THEN -h ELSE h END) * (1::bigint << (29 - s)))::bigint;
+      w := floor((y + 1 + CASE WHEN k & 4 = 0 THEN -h ELSE h END) * (1::bigint << (29 - s)))::bigint;
+      RETURN CASE WHEN (k & 2 <> 0 AND c = floor((x + 1 - h) * (1::bigint << (29 - s)))::bigint)
+                    OR (k & 4 <> 0 AND w = floor((y + 1 - h) * (1::bigint << (29 - s)))::bigint) THEN NULL
+             ELSE (coalesce(f, (floor((ra0 + 45) / 90)::bigint & 3) + 1) << 60)
+                  + (((@extschema@.q3c_compat_spread_table())[(c & 1023) + 1]
+                      | ((@extschema@.q3c_compat_spread_table())[(w & 1023) + 1] << 1)
+                      | ((@extschema@.q3c_compat_spread_table())[((c >> 10) & 1023) + 1] << 20)
+                      | ((@extschema@.q3c_compat_spread_table())[((w >> 10) & 1023) + 1] << 21)
+                      | CASE WHEN s >= 10 THEN 0
+                             ELSE ((@extschema@.q3c_compat_spread_table())[(c >> 20) + 1] << 40)
+                                  | ((@extschema@.q3c_compat_spread_table())[(w >> 20) + 1] << 41) END) << (2 * s))
+                  + (k & 1) * ((1::bigint << (2 * s)) - 1) END;
+    END IF;
   END IF;
-  cd := cos(radians(dec0)); cz := sin(radians(dec0));
-  cx := cd * cos(radians(ra0)); cy := cd * sin(radians(ra0));
-  IF abs(cz) >= abs(cx) AND abs(cz) >= abs(cy) THEN
-    IF cz > 0 THEN f := 0; x := cy / cz; y := -cx / cz; ELSE f := 5; x := -cy / cz; y := -cx / cz; END IF;
-  ELSIF abs(cx) >= abs(cy) THEN
-    IF cx > 0 THEN f := 1; x := cy / cx; y := cz / cx; ELSE f := 3; x := cy / cx; y := -cz / cx; END IF;
-  ELSE
-    IF cy > 0 THEN f := 2; x := -cx / cy; y := cz / cy; ELSE f := 4; x := -cx / cy; y := -cz / cy; END IF;
-  END IF;
-  IF abs(x) + h >= 0.999999 OR abs(y) + h >= 0.999999 THEN
-    RETURN (@extschema@.q3c_compat_cover(ra0, dec0, r))[k + 1];
-  END IF;
-  IF k & 2 = 0 THEN
-    c := trunc((x - h + 1) * 536870912)::bigint >> s;
-  ELSE
-    c := trunc((x + h + 1) * 536870912)::bigint >> s;
-    IF c = trunc((x - h + 1) * 536870912)::bigint >> s THEN RETURN -1 - (k & 1); END IF;
-  END IF;
-  IF k & 4 = 0 THEN
-    w := trunc((y - h + 1) * 536870912)::bigint >> s;
-  ELSE
-    w := trunc((y + h + 1) * 536870912)::bigint >> s;
-    IF w = trunc((y - h + 1) * 536870912)::bigint >> s THEN RETURN -1 - (k & 1); END IF;
-  END IF;
-  RETURN (f << 60) + (@extschema@.q3c_compat_morton(c, w) << (2 * s)) + (k & 1) * ((1::bigint << (2 * s)) - 1);
+  RETURN nullif(greatest((@extschema@.q3c_compat_cover(ra0, dec0, r))[k + 1], -1), -1);
 END $$;
 
 -- Join and cone: single SQL expressions the planner inlines, so that q3c_ang2ipix(ra, dec) BETWEEN lo AND hi
