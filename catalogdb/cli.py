@@ -313,6 +313,35 @@ def report(out: Path = typer.Option(Path("report"), help="folder for the figures
 
 
 @app.command()
+def explain(
+    model: str = typer.Option(None, help="model id (default: the newest)"),
+    stars: int = typer.Option(2000, help="stars to explain"),
+    split: str = typer.Option("teff:5000", help="groups: teff:5000 (hot/cool) or feh:0 (metal-rich/poor)"),
+):
+    """Shapley values of the CNN per wavelength pixel (Sect. 5.1), stored in feature_importance."""
+    from catalogdb.db.server import engine
+    from catalogdb.explain import explain_model
+
+    result = explain_model(engine(), model_id=model, stars=stars, split=split)
+    console.print(f"groups: {result['groups']}; {result['seconds']:.0f} s; figure: {result['figure']}")
+    for label, groups in result["top"].items():
+        for grp, top in groups.items():
+            console.print(f"{label} {grp}: " + ", ".join(f"{w:.0f} A{f' ({line})' if line else ''}"
+                                                         for w, _, line in top))
+
+
+@app.command()
+def baselines(models: str = typer.Option("lightgbm,random_forest,knn,ridge", help="comma-separated baselines")):
+    """LightGBM, random forest, kNN and ridge on the CNN's split (Appendix C, Table C.1)."""
+    from catalogdb.baselines import comparison_table, format_comparison, run_baselines
+    from catalogdb.db.server import engine
+
+    eng = engine()
+    run_baselines(eng, models=tuple(m.strip() for m in models.split(",") if m.strip()))
+    console.print(format_comparison(comparison_table(eng)))
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8080, help="TCP port"),
