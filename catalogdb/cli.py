@@ -244,13 +244,10 @@ def _print_view(sql: str) -> None:
     import sqlalchemy as sa
 
     from catalogdb.db.server import engine
+    from catalogdb.demo import print_rows
 
     with engine().connect() as conn:
-        result = conn.execute(sa.text(sql))
-        table = Table(*result.keys())
-        for row in result:
-            table.add_row(*(f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v) for v in row))
-    console.print(table)
+        print_rows(console, conn.execute(sa.text(sql)))
 
 
 def _print_pairs(rows: list[tuple[str, str]]) -> None:

@@ -39,13 +39,14 @@ def step(console: Console, title: str):
 
 
 def print_rows(console: Console, rows, title: str | None = None) -> None:
-    """A result as a rich table."""
+    """A SQL result as a rich table (the CLI's view commands print through this too)."""
     rows = list(rows)
     if not rows:
         return
     table = Table(*rows[0]._mapping.keys(), title=title)
     for row in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
+                        and not isinstance(v, bool) else str(v) for v in row))
     console.print(table)
 
 

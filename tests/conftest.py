@@ -69,3 +69,44 @@ def pg15_server() -> str:
 def any_server(request) -> str:
     """Each server kind in turn."""
     return request.getfixturevalue("embedded_server" if request.param == "embedded" else "pg15_server")
+
+
+TRAINED_MOCK_STARS = 1500  # with half of them in APOGEE: ~330 training spectra (~70 test rows)
+
+
+def _trained_mock_database(server: str, home: str) -> tuple[str, str]:
+    """A database with the mock survey ingested, crossmatched and a small CNN trained: (url, model_id).
+
+    Built once per test session (fixture `trained_mock`).
+    """
+    from catalogdb.cnn.train import train_model
+    from catalogdb.db import admin
+    from catalogdb.load import ingest_files
+    from catalogdb.mock import write_survey
+    from catalogdb.spectra_store import ingest_spectra
+    from catalogdb.xmatch import run_xmatch
+
+    survey = Path(home) / "survey"
+    write_survey(survey, stars=TRAINED_MOCK_STARS, seed=3, spectra="training", apogee_fraction=0.5)
+    url = create_database(server, "explain")
+    engine = sa.create_engine(url)
+    admin.init(engine, "compat")
+    for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
+                         ("gaia-dr3", "gaia/gaia_dr3_source.csv"), ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
+                         ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
+        ingest_files(engine, source, [survey / path])
+    ingest_spectra(engine, [survey / "lamost" / "spectra"], workers=1)
+    run_xmatch(engine)
+    model = train_model(engine, epochs=30, batch_size=8, folds=1, width_scale=0.1, seed=1,
+                        models_dir=Path(home) / "models", patience=30)
+    engine.dispose()
+    return url, model["model_id"]
+
+
+@pytest.fixture(scope="session")
+def trained_mock(embedded_server, tmp_path_factory):
+    """(engine, model_id) of the mock database with a small trained CNN, shared by explain and baselines."""
+    url, model_id = _trained_mock_database(embedded_server, str(tmp_path_factory.getbasetemp() / "explain_mock"))
+    engine = sa.create_engine(url)
+    yield engine, model_id
+    engine.dispose()

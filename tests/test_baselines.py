@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from test_explain import trained_mock_database
 
 from catalogdb.cnn import LABELS
 from catalogdb.errors import CatalogdbError
@@ -19,18 +18,10 @@ TINY_GRIDS = {
 
 
 @pytest.fixture(scope="module")
-def mock_db(embedded_server, tmp_path_factory):
-    url, model_id = trained_mock_database(embedded_server, str(tmp_path_factory.getbasetemp() / "explain_mock"))
-    engine = sa.create_engine(url)
-    yield engine, model_id
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def results(mock_db):
+def results(trained_mock):
     from catalogdb.baselines import run_baselines
 
-    engine, model_id = mock_db
+    engine, model_id = trained_mock
     return engine, model_id, run_baselines(engine, model_id=model_id, grids=TINY_GRIDS, n_jobs=1)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -12,54 +11,13 @@ import sqlalchemy as sa
 from catalogdb.cnn import LABELS, N_PIXELS
 from catalogdb.errors import CatalogdbError
 from catalogdb.spectra import GRID
-from conftest import create_database
-
-MOCK_STARS = 1500  # with half of them in APOGEE: ~330 training spectra (~70 test rows)
-
-
-@cache
-def trained_mock_database(server: str, home: str) -> tuple[str, str]:
-    """A database with the mock survey ingested, crossmatched and a small CNN trained: (url, model_id).
-
-    Built once per test session and shared by test_explain and test_baselines.
-    """
-    from catalogdb.cnn.train import train_model
-    from catalogdb.db import admin
-    from catalogdb.load import ingest_files
-    from catalogdb.mock import write_survey
-    from catalogdb.spectra_store import ingest_spectra
-    from catalogdb.xmatch import run_xmatch
-
-    survey = Path(home) / "survey"
-    write_survey(survey, stars=MOCK_STARS, seed=3, spectra="training", apogee_fraction=0.5)
-    url = create_database(server, "explain")
-    engine = sa.create_engine(url)
-    admin.init(engine, "compat")
-    for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
-                         ("gaia-dr3", "gaia/gaia_dr3_source.csv"), ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                         ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
-        ingest_files(engine, source, [survey / path])
-    ingest_spectra(engine, [survey / "lamost" / "spectra"], workers=1)
-    run_xmatch(engine)
-    model = train_model(engine, epochs=30, batch_size=8, folds=1, width_scale=0.1, seed=1,
-                        models_dir=Path(home) / "models", patience=30)
-    engine.dispose()
-    return url, model["model_id"]
 
 
 @pytest.fixture(scope="module")
-def mock_db(embedded_server, tmp_path_factory):
-    url, model_id = trained_mock_database(embedded_server, str(tmp_path_factory.getbasetemp() / "explain_mock"))
-    engine = sa.create_engine(url)
-    yield engine, model_id
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def explained(mock_db, tmp_path_factory):
+def explained(trained_mock, tmp_path_factory):
     from catalogdb.explain import explain_model
 
-    engine, model_id = mock_db
+    engine, model_id = trained_mock
     figure = tmp_path_factory.mktemp("fig") / "importance.png"
     result = explain_model(engine, model_id, stars=80, split="teff:5000", nsamples=8, background=30, figure=figure)
     return engine, model_id, result

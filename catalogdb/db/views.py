@@ -1,7 +1,29 @@
 """View declarations shared by the migrations, TAP and the exports: the final catalogue's columns.
 
 Each column carries its unit, UCD and description once; migration 0004 creates the view from here.
+The migrations create every commented view through `create_views`.
 """
+
+from __future__ import annotations
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (COMMENT ON takes no bind parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def create_views(op, views: list[tuple[str, str, str]]) -> None:
+    """CREATE VIEW name AS sql, then COMMENT ON VIEW, for each (name, sql, comment) in order."""
+    for name, sql, comment in views:
+        op.execute(f"CREATE VIEW {name} AS {sql}")
+        op.execute(f"COMMENT ON VIEW {name} IS {sql_literal(comment)}")
+
+
+def drop_views(op, views: list[tuple[str, str, str]]) -> None:
+    """DROP the views of `create_views`, last first."""
+    for name, _, _ in reversed(views):
+        op.execute(f"DROP VIEW {name}")
+
 
 # (column expression, name, unit, UCD, description) in the order of Table D.1, then catalogdb's additions.
 FINAL_CATALOG_COLUMNS = [

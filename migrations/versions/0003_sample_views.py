@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from catalogdb.db.views import create_views, drop_views
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -125,14 +127,10 @@ def upgrade() -> None:
     op.add_column("gaia_source", sa.Column(
         "zpt_valid", sa.Boolean(),
         comment="True when the zero point is within 6 < G < 21 and its colour range; NULL before computed"))
-    for name, sql, comment in VIEWS:
-        op.execute(f"CREATE VIEW {name} AS {sql}")
-        quoted = comment.replace("'", "''")
-        op.execute(f"COMMENT ON VIEW {name} IS '{quoted}'")
+    create_views(op, VIEWS)
 
 
 def downgrade() -> None:
-    for name, _, _ in reversed(VIEWS):
-        op.execute(f"DROP VIEW {name}")
+    drop_views(op, VIEWS)
     op.drop_column("gaia_source", "zpt_valid")
     op.drop_column("gaia_source", "parallax_zeropoint")

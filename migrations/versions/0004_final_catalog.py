@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from catalogdb.db.views import FINAL_CATALOG_COLUMNS, FINAL_CATALOG_SQL
+from catalogdb.db.views import FINAL_CATALOG_COLUMNS, FINAL_CATALOG_SQL, sql_literal
 
 revision = "0004"
 down_revision = "0003"
@@ -17,18 +17,14 @@ branch_labels = None
 depends_on = None
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def upgrade() -> None:
     op.execute(FINAL_CATALOG_SQL)
-    op.execute("COMMENT ON VIEW final_catalog IS " + _quote(
+    op.execute("COMMENT ON VIEW final_catalog IS " + sql_literal(
         "Table D.1 of Shen & Luo (2024): the CNN catalogue of the most recent prediction run, with the "
         "distance percentiles and galactocentric X, Y, Z, R added by catalogdb"))
     for _, name, unit, _, description in FINAL_CATALOG_COLUMNS:
         text = f"[{unit}] {description}" if unit else description
-        op.execute(f"COMMENT ON COLUMN final_catalog.{name} IS {_quote(text)}")
+        op.execute(f"COMMENT ON COLUMN final_catalog.{name} IS {sql_literal(text)}")
 
 
 def downgrade() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from alembic import op
 
 from catalogdb.db.comparison_schema import COMPARISON_TABLES
+from catalogdb.db.views import create_views, drop_views
 
 revision = "0007"
 down_revision = "0006"
@@ -150,15 +151,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     for table in COMPARISON_TABLES:
         table.create(bind)
-    for name, sql, comment in VIEWS:
-        op.execute(f"CREATE VIEW {name} AS {sql}")
-        quoted = comment.replace("'", "''")
-        op.execute(f"COMMENT ON VIEW {name} IS '{quoted}'")
+    create_views(op, VIEWS)
 
 
 def downgrade() -> None:
-    for name, _, _ in reversed(VIEWS):
-        op.execute(f"DROP VIEW {name}")
+    drop_views(op, VIEWS)
     bind = op.get_bind()
     for table in reversed(COMPARISON_TABLES):
         table.drop(bind)
