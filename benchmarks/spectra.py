@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from spectra_reference import preprocess_reference, read_reference  # noqa: E402
 
-LRS = Path(os.environ.get("CATALOGDB_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "lamost_lrs"
+LRS = ROOT / "tests" / "fixtures" / "lamost_lrs"
 
 
 def rate(fn, items) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,8 @@ from astropy.table import Table
 
 from catalogdb.mock import write as mwrite
 from catalogdb.mock import write_survey
+from conftest import FIXTURES
 
-FIXTURES = Path(os.environ.get("CATALOGDB_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
 LRS = sorted((FIXTURES / "lamost_lrs").glob("37*.fits"))
 LAMOST_COLUMNS = ["obsid", "uid", "designation", "obsdate", "lmjd", "planid", "spid", "fiberid", "ra", "dec",
                   "ra_obs", "dec_obs", "snru", "snrg", "snrr", "snri", "snrz", "class", "subclass", "z", "z_err",
