@@ -1,14 +1,16 @@
-"""Settings from the environment: where the database and catalogdb's files live."""
+"""Settings from the environment, and where catalogdb's own files (migrations, source specs) live."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
-INGEST_SPECS_DIR = PROJECT_ROOT / "ingest"
+# Package data, found through the installed package so that a wheel works as well as a checkout.
+PACKAGE_DATA = files("catalogdb")
+ALEMBIC_INI = Path(str(PACKAGE_DATA / "alembic.ini"))
+SOURCE_SPECS_DIR = Path(str(PACKAGE_DATA / "sources"))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Generic survey-catalogue loader: a declarative spec per source (ingest/*.toml) -> read -> validate -> COPY.
+"""Generic survey-catalogue loader: a declarative spec per source (catalogdb/sources/*.toml), read, validate, COPY.
 
 One `ingest_files` call is one transaction: every file is read in chunks, validated, COPYed (binary,
 encoded with numpy; see benchmarks/ingest.py) into a temporary staging table and merged into the target
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb import runs
-from catalogdb.config import INGEST_SPECS_DIR
+from catalogdb.config import SOURCE_SPECS_DIR
 from catalogdb.db.schema import metadata
 from catalogdb.errors import BadInput, CatalogdbError
 from catalogdb.readers import Chunk, TableFile, detect_format, open_table
@@ -61,7 +61,7 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class Spec:
-    """A survey source as declared in ingest/<source>.toml."""
+    """A survey source as declared in catalogdb/sources/<source>.toml."""
 
     source: str
     table: str
@@ -83,13 +83,13 @@ class Spec:
 
 
 def sources() -> list[str]:
-    """The sources with a spec in the ingest/ folder."""
-    return sorted(p.stem for p in INGEST_SPECS_DIR.glob("*.toml"))
+    """The sources with a spec in catalogdb/sources/."""
+    return sorted(p.stem for p in SOURCE_SPECS_DIR.glob("*.toml"))
 
 
 def load_spec(source: str) -> Spec:
-    """Read and check ingest/<source>.toml against the table it loads."""
-    path = INGEST_SPECS_DIR / f"{source}.toml"
+    """Read and check catalogdb/sources/<source>.toml against the table it loads."""
+    path = SOURCE_SPECS_DIR / f"{source}.toml"
     if not path.exists():
         raise CatalogdbError(f"unknown source {source!r}; expected one of: {', '.join(sources())}")
     raw = tomllib.loads(path.read_text())

@@ -112,5 +112,8 @@ def test_docker_compose_names_db_with_q3c_and_api():
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert db["volumes"][0].split(":")[0] in compose["volumes"]
     assert "catalogdb serve" in api["command"]
+    image = api["build"]["dockerfile_inline"]  # the wheel, not an editable checkout
+    assert "pip wheel" in image and "/dist/catalogdb-*.whl" in image and "-e ." not in image
+    assert "-c /tmp/constraints.txt" in image and (ROOT / "constraints.txt").exists()
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
     assert api["environment"]["CATALOGDB_URL"].startswith("postgresql://")

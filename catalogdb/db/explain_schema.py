@@ -1,7 +1,7 @@
 """Tables of `catalogdb explain` (Sect. 5.1) and `catalogdb baselines` (Appendix C), declared like schema.py.
 
 A module of its own so the core schema stays as it is; importing it adds the two tables to
-`catalogdb.db.schema.metadata` (migrations/env.py and anything listing the tables should import it).
+`catalogdb.db.schema.metadata` (catalogdb/migrations/env.py and anything listing the tables should import it).
 """
 
 from __future__ import annotations

@@ -8,13 +8,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from catalogdb.config import MIGRATIONS_DIR
+from catalogdb.config import ALEMBIC_INI
 
 
 def alembic_config(engine: Engine, connection: Connection | None = None) -> Config:
-    """An Alembic Config pointing at migrations/ and at this engine."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    """The packaged Alembic Config (catalogdb/alembic.ini), pointed at this engine."""
+    cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     if connection is not None:
         cfg.attributes["connection"] = connection
@@ -40,7 +39,5 @@ def current(engine: Engine) -> str | None:
 
 
 def head() -> str | None:
-    """The newest revision in migrations/."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    """The newest revision in catalogdb/migrations/."""
+    return ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
