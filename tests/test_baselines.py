@@ -32,8 +32,10 @@ def test_weighted_mse_reproduces_table_c1():
     table = np.array(list(PAPER_TABLE_C1.values()))
     weights, *_ = np.linalg.lstsq(table[:, :5], table[:, 5], rcond=None)
     sigma = np.sqrt(1 / (len(LABELS) * weights))
+    # the docstring's sigma_j, rounded to 3 figures: the fit lands within 0.3% of them
     assert sigma == pytest.approx([312, 0.269, 0.264, 0.925, 0.124], rel=0.01)
     for row in table:
+        # the table prints 3-4 figures (weighted column: 4 decimals); the fit's residuals are < 2.1e-5
         assert weighted_mse(row[:5], sigma**2) == pytest.approx(row[5], abs=3e-4)
 
 
@@ -48,6 +50,7 @@ def test_each_baseline_is_tuned_tested_and_stored_beside_the_cnn(results):
     for r in rows:
         mse = np.array([r["test_mse"][label] for label in LABELS])
         assert np.isfinite(mse).all() and (mse > 0).all(), r
+        # float64 both ways (std**2 in the code, var here): rounding only
         assert r["weighted_mse"] == pytest.approx(np.mean(mse / variance), rel=1e-9)
         assert r["params"]["n_test"] == int(data.is_test.sum()) and r["params"]["n_reference"] == len(ref)
         if r["name"] != "cnn":

@@ -64,6 +64,7 @@ def test_explain_stores_normalised_curves_per_label_and_group(explained):
     expected_groups = {g for g, n in groups.items() if n > 0}
     assert {g for g, _ in stored} == expected_groups
     for (_, label), (n, total, low) in stored.items():
+        # 4875 REAL values written with 7 digits and added by sum(real), which accumulates in float4
         assert label in LABELS and n == N_PIXELS and total == pytest.approx(1.0, rel=1e-4) and low >= 0
     assert Path(result["figure"]).stat().st_size > 10_000
 
@@ -78,6 +79,7 @@ def test_teff_importance_peaks_at_the_mock_lines(explained):
         scatter = conn.execute(sa.text("select (metrics->'labels'->'teff'->>'scatter')::float8 from cnn_model "
                                        "where model_id = :m"), {"m": model_id}).scalar_one()
         spread = conn.execute(sa.text("select stddev(teff) from training_set where split = 'test'")).scalar_one()
+    # predicting ~the mean gives scatter ~ spread; < 0.8 asks the network to explain > 1/3 of the variance
     assert scatter < 0.8 * spread, (scatter, spread)
     curve = read_importance(engine, model_id, "all")[LABELS.index("teff")]
     lines = line_list()
@@ -86,6 +88,7 @@ def test_teff_importance_peaks_at_the_mock_lines(explained):
     near = np.abs(GRID[:, None] - strong[None, :]).min(axis=1) <= within
     top = np.argsort(curve)[::-1][:20]
     share_top, share_all = near[top].mean(), near.mean()
+    # 8.2% of pixels lie near a strong line: 12 or more of the top 20 by chance has p ~ 6e-9
     assert share_top >= 0.6 and share_top >= 3 * share_all, (share_top, share_all, GRID[top])
 
 

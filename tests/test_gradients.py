@@ -37,13 +37,14 @@ def test_metallicity_gradient_equals_linregress(engine):
     for rows, x, bins, xr, width, stop in ((radial, r, z, (7, 14), 0.2, 2), (vertical, z, r, (0, 2), 1.0, 14)):
         for center, slope, slope_err, intercept, intercept_err, count in rows:
             lo = center - width / 2
-            last = np.isclose(center + width / 2, stop)  # the last bin is closed
+            last = np.isclose(center + width / 2, stop)  # the last bin is closed; centres are float8 sums
             sel = (bins >= lo) & ((bins <= lo + width) if last else (bins < lo + width))
             sel &= (x >= xr[0]) & (x <= xr[1])
             ref = linregress(x[sel], feh[sel])
             assert count == sel.sum()
             for ours, theirs in ((slope, ref.slope), (slope_err, ref.stderr), (intercept, ref.intercept),
                                  (intercept_err, ref.intercept_stderr)):
+                # PostgreSQL's regr_* (float8, Youngs-Cramer) vs linregress's np.cov: summation order only
                 assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
 
 

@@ -296,6 +296,7 @@ def test_changed_file_updates_its_rows(db, tmp_path):
     assert (s.read, s.inserted, s.updated, s.unchanged, s.skipped_files) == (52, 2, 3, 47, 0)
     assert s.read == s.inserted + s.updated + s.unchanged + s.rejected
     assert count(db, "select count(*) from gaia_distance") == 52
+    # r_med_geo is REAL: float32 keeps 6-7 significant digits
     assert count(db, "select r_med_geo from gaia_distance where source_id = :s",
                  s=table.column("source_id")[0].as_py()) == pytest.approx(float(med[0]), rel=1e-6)
     # going back to the first content is not skipped: that path's latest content differs

@@ -79,12 +79,16 @@ def test_spectrum_files_match_the_real_layout(survey, tables):
             n = len(row["FLUX"])
             npix.add(n)
             assert 3902 <= n <= 3909
+            # 10**(3.5682 + 1e-4 i) cast to float32 vs the real file's float32: <= 3.6e-7 apart (a few ulp)
             np.testing.assert_allclose(row["WAVELENGTH"], real[1].data[0]["WAVELENGTH"][:n], rtol=1e-6)
             assert np.isfinite(row["FLUX"]).all() and (row["IVAR"] >= 0).all()
+            # synthesize masks at most two runs of <= 5 pixels: <= 0.26% of a spectrum
             assert (row["ANDMASK"] == 0).mean() > 0.99 and (row["ORMASK"] == 0).mean() > 0.99
+            # flux over its true continuum: lines pull the median a few % below 1; 0.2 is loose
             assert abs(np.median(row["NORMALIZATION"]) - 1) < 0.2
             cat = tables["lamost"].set_index("obsid").loc[hdr["OBSID"]]
-            assert hdr["Z"] == pytest.approx(cat["z"], abs=1e-8)
+            assert hdr["Z"] == pytest.approx(cat["z"], abs=1e-8)  # the card prints Z to 8 decimals
+            # the card prints the catalogue's float32 S/N to 2 decimals: <= 0.005 apart
             assert hdr["SNRG"] == pytest.approx(cat["snrg"], abs=0.01)
             assert hdr["FIB_MASK"] == cat["fibermask"]
             assert hdr["VACUUM"] is True and hdr["WFITTYPE"] == "LOG-LINEAR"
@@ -92,7 +96,7 @@ def test_spectrum_files_match_the_real_layout(survey, tables):
     # Some spectra carry masked pixels, as real ones do.
     first = sorted((out / mwrite.SPECTRA_DIR).glob("*.fits"))[:200]
     masked = sum((fits.getdata(p, 1)[0]["ORMASK"] != 0).any() for p in first)
-    assert 20 < masked < 120
+    assert 20 < masked < 120  # ~30% of spectra get masked runs: 60 +- 6.5 of 200, bounds >= 6 sigma away
 
 
 def test_lamost_catalogue(survey, tables):
@@ -104,7 +108,7 @@ def test_lamost_catalogue(survey, tables):
     num = lam.select_dtypes("number")
     assert not num.isna().any().any()  # LAMOST uses -9999, never NaN
     assert (lam["teff"] == -9999).sum() > 0 and (lam["alpha_m"] == -9999).sum() > 0
-    assert 0.9 < (lam["gaia_source_id"] != -9999).mean() < 1.0
+    assert 0.9 < (lam["gaia_source_id"] != -9999).mean() < 1.0  # write_survey links 97% of the stars
     assert lam["designation"].str.match(r"^J\d{6}\.\d{2}[+-]\d{6}\.\d$").all()
     assert (lam["dec"] > -10).all() and (lam["class"] == "STAR").all()
     linked = lam[lam["gaia_source_id"] != -9999].merge(gaia, left_on="gaia_source_id", right_on="source_id",
@@ -112,11 +116,13 @@ def test_lamost_catalogue(survey, tables):
     assert len(linked) == (lam["gaia_source_id"] != -9999).sum()  # every given id exists in gaia_source
     sep = np.hypot((linked["ra"] - linked["ra_g"]) * np.cos(np.deg2rad(linked["dec"])),
                    linked["dec"] - linked["dec_g"]) * 3600
+    # LAMOST positions scatter 0.08" per axis about Gaia's: Rayleigh median 0.094", 0.8" is 10 sigma
     assert sep.max() < 0.8 and np.median(sep) < 0.2
+    # float32 copies of the same G (FITS column, CSV text): ~1e-6 mag apart at most
     np.testing.assert_allclose(linked["gaia_g_mean_mag"], linked["phot_g_mean_mag"], atol=1e-4)
     g = lam.drop_duplicates("uid")["gaia_g_mean_mag"]
     g = g[g != -9999]
-    assert 8.5 < g.min() and g.max() < 17.6
+    assert 8.5 < g.min() and g.max() < 17.6  # true G in [9, 17.5] (Disk), noise sigma <= 0.0125 mag
 
 
 def test_gaia_and_bailer_jones_files(survey, tables):
@@ -133,18 +139,21 @@ def test_gaia_and_bailer_jones_files(survey, tables):
     assert gaia.loc[gaia["astrometric_params_solved"] == 3, "parallax"].isna().all()
     assert gaia.loc[gaia["astrometric_params_solved"] == 31, "nu_eff_used_in_astrometry"].notna().all()
     assert gaia.loc[gaia["astrometric_params_solved"] == 95, "pseudocolour"].notna().all()
+    # GSP-Phot is missing for 16-61% of targets (by G) and 60-100% of field stars: ~45% in all
     assert 0.2 < gaia["distance_gspphot"].isna().mean() < 0.8
-    # A_G = 1.8626 E(BP-RP) as in the paper, up to GSP-Phot noise.
+    # A_G = 1.8626 E(BP-RP) as in the paper, up to GSP-Phot noise (0.008 mag on E(BP-RP): < 5% per star at
+    # A_G > 0.3, far less on the median).
     ok = gaia["ag_gspphot"] > 0.3
     assert np.median(gaia.loc[ok, "ag_gspphot"] / gaia.loc[ok, "ebpminrp_gspphot"]) == pytest.approx(1.8626, rel=0.03)
     # Unrelated field stars: some within 3 arcsec of a LAMOST target, none of them the linked source.
     field = gaia[~gaia["source_id"].isin(lam["gaia_source_id"])]
-    assert len(field) > 500
+    assert len(field) > 500  # field_neighbours gives half of the 3000 targets a neighbour: ~1600
     # Bailer-Jones: one row per source with a parallax, ordered quantiles, consistent with 1/parallax.
     assert set(bj["source_id"]) == set(gaia.loc[gaia["parallax"].notna(), "source_id"])
     assert ((bj["r_lo_geo"] < bj["r_med_geo"]) & (bj["r_med_geo"] < bj["r_hi_geo"])).all()
     good = bj.merge(gaia, on="source_id").merge(tables["truth"][["source_id", "parallax_zeropoint"]], on="source_id")
     good = good[good["parallax_over_error"] > 20]
+    # at parallax_over_error > 20 the posterior median is 1/parallax to O((sigma/parallax)^2): ~0.2% here
     assert np.median(np.abs(good["r_med_geo"] * (good["parallax"] - good["parallax_zeropoint"]) / 1000 - 1)) < 0.01
 
 
@@ -160,7 +169,7 @@ def test_apogee_file(survey, tables):
         apo = Table(h[1].data)
     apo = apo[[c for c in apo.colnames if apo[c].ndim == 1]].to_pandas()
     truth = tables["truth"]
-    assert 0 < (apo["EXTRATARG"] != 0).sum() < 0.1 * len(apo)  # duplicates flagged
+    assert 0 < (apo["EXTRATARG"] != 0).sum() < 0.1 * len(apo)  # duplicates flagged (~2% of rows, apogee.rows)
     assert apo["TEFF"].isna().any()  # bad ASPCAP fits are NaN
     # Positions 0.1-0.3" from the Gaia position (2MASS epoch): inside a 1" match, not on top of it.
     m = apo[apo["EXTRATARG"] == 0].merge(truth, left_on="GAIAEDR3_SOURCE_ID", right_on="source_id")
@@ -178,10 +187,13 @@ def test_equation_1_gives_back_the_true_absolute_magnitude(tables):
     resid = mg - d["mg"]
     # Simulated errors: GSP-Phot A_G (0.05 mag) and the distance (~2.17 / parallax_over_error mag).
     sigma = np.sqrt(0.05**2 + (5 / np.log(10) / d["parallax_over_error"]) ** 2 + 0.005**2)
+    # A_G clipped at 0 and the distance prior bias the median a little: -0.005 mag here
     assert abs(np.median(resid)) < 0.03
+    # sigma is an approximate error budget (1/parallax for the posterior distance): 0.94 here
     assert 0.7 < np.std(resid / sigma) < 1.4
+    # Gaussian errors put 99.994% inside 4 sigma; 99% leaves room for non-Gaussian distance tails
     assert (np.abs(resid / sigma) < 4).mean() > 0.99
-    # (BP-RP)_0 likewise.
+    # (BP-RP)_0 likewise: E(BP-RP) errs by ~0.028 mag (A_G's 0.05 / 1.8626 and 0.008), median |error| ~0.02
     c0 = d["bp_rp"] - d["ebpminrp_gspphot"]
     assert np.median(np.abs(c0 - d["bprp0"])) < 0.05
 
@@ -253,6 +265,7 @@ def test_spectra_carry_the_labels(survey, tables):
     pred = xs[2000:] @ (xs[:2000].T @ alpha) + y[:2000].mean(0)
     scatter = np.std(pred - y[2000:], axis=0)
     print("ridge scatter (Teff K, [Fe/H] dex):", scatter)
+    # the 500 test spectra's labels spread 706 K and 0.41 dex: the bounds ask for > 95% and > 86% of the variance
     assert scatter[0] < 150, scatter
     assert scatter[1] < 0.15, scatter
 
@@ -267,19 +280,24 @@ def test_truth_and_model(survey, tables):
     radial = model["gradients"]["radial"]
     assert len(radial) == 10 and len(model["gradients"]["vertical"]) == 7
     for row in radial + model["gradients"]["vertical"]:
+        # 8 polynomial terms least-squares fitted to 17 slopes: worst residual 0.026 dex/kpc (vertical)
         assert abs(row["injected_slope"] - row["paper_slope"]) < 0.03
     for row in radial[:3]:  # the stars follow the injected field (within their sampling error)
         t = row["truth_sample"]
+        # 3 sigma of sampling, + 0.02: injected is a uniform average over R, the stars are not uniform in R
         assert abs(t["slope"] - row["injected_slope"]) < 3 * t["slope_err"] + 0.02
     t = truth.iloc[:50]
     c = coord.SkyCoord(ra=t["ra"].values * u.deg, dec=t["dec"].values * u.deg,
                        distance=t["distance_pc"].values * u.pc).transform_to(coord.Galactocentric())
+    # the truth uses the affine map astropy gives at 4 points (galactocentric_transform): float64 rounding only
     np.testing.assert_allclose(c.x.to_value(u.kpc), t["x"], atol=1e-6)
     np.testing.assert_allclose(c.z.to_value(u.kpc), t["z"], atol=1e-6)
-    np.testing.assert_allclose(np.hypot(t["x"], t["y"]), t["r"])
+    np.testing.assert_allclose(np.hypot(t["x"], t["y"]), t["r"])  # r is this np.hypot: default rtol 1e-7
     kinds = truth["kind"].value_counts(normalize=True)
+    # drawn with p = 0.62 / 0.10 / 0.28 (KIND_FRACTIONS): each bound >= 9 binomial sigma away at 3000 stars
     assert kinds["dwarf"] > 0.5 and kinds["giant"] > 0.15 and kinds["subgiant"] > 0.05
-    assert 0.4 < truth["solar_like"].mean() < 0.75
+    assert 0.4 < truth["solar_like"].mean() < 0.75  # 0.56 here
+    # the truth's 0.83627 / 0.44898 = 1.8625997; the paper's rounded 1.8626 is 2e-7 off
     assert np.allclose(truth["ag"], 1.8626 * truth["ebprp"], rtol=1e-3)
 
 
@@ -309,14 +327,14 @@ def test_paper_selection_counts_at_20000_stars(tmp_path):
     apo = apo[apo["EXTRATARG"] == 0]
     sl = (lam.teff >= 4800) & (lam.teff <= 6800) & (lam.feh >= -1) & (lam.feh <= 1) \
         & (lam.logg >= 5.98 - 0.00035 * lam.teff)
-    assert 0.4 < sl.mean() < 0.7
+    assert 0.4 < sl.mean() < 0.7  # ~0.56 by the true parameters (test_truth_and_model); LASP noise moves it little
     asl = apo[(apo.TEFF >= 4800) & (apo.TEFF <= 6800) & (apo.FE_H >= -1) & (apo.FE_H <= 1)
               & (apo.LOGG >= 5.98 - 0.00035 * apo.TEFF)]
     g = gaia.reindex(lam["gaia_source_id"])
     poe = g["parallax_over_error"].to_numpy()
     train = sl & lam["gaia_source_id"].isin(asl["GAIAEDR3_SOURCE_ID"]).to_numpy() & (poe > 5) \
         & (lam.snrg > 10) & (lam.fibermask == 0)
-    assert train.sum() > 1000
+    assert train.sum() > 1000  # default_apogee_fraction: 20,000 stars give ~2,500 APOGEE stars, > 1,000 spectra
     target = sl & (lam.snrg >= 10) & (np.isnan(poe) | (poe <= 5) | np.isnan(g["distance_gspphot"].to_numpy()))
-    assert 0.05 * sl.sum() < target.sum() < 0.5 * sl.sum()
+    assert 0.05 * sl.sum() < target.sum() < 0.5 * sl.sum()  # paper: 521,455 of 4,067,525 solar-like (13%)
     assert s["apogee_stars"] == 2500

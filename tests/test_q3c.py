@@ -304,9 +304,11 @@ def test_values_agree(dbs, embedded_compat):
     for url in (dbs["compat"], embedded_compat):
         got = np.array(_fetch(url, sql), dtype=float)
         assert got.shape == ext.shape
+        # the same haversine formula in C and in SQL: libm and operation-order rounding only (~1e-15 relative)
         np.testing.assert_allclose(got[:, [1, 2, 5]], ext[:, [1, 2, 5]], rtol=1e-12, atol=1e-15)
         # proper motion: RA steps of pm / cos(dec) near the poles round differently (rel. 1e-8)
         np.testing.assert_allclose(got[:, 3:5], ext[:, 3:5], rtol=1e-7, atol=1e-15)
+        # cell corners: 1e-9 deg is ~1% of a finest cell (90 / 2^30 = 8.4e-8 deg), so rounding, not another corner
         np.testing.assert_allclose(got[:, 6:8], ext[:, 6:8], rtol=0, atol=1e-9)
         # cell areas (depth >= 12: below that the extension's own value is dominated by rounding)
         np.testing.assert_allclose(got[:, 8], ext[:, 8], rtol=1e-6)

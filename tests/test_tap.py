@@ -198,6 +198,7 @@ def test_types_nulls_booleans_exact(service, engine):
             [r.zpt_valid for r in rows]
         teff_null = np.ma.getmaskarray(table["teff"])
         assert list(teff_null) == [r.teff is None for r in rows]
+        # REAL both ways: float32 in the VOTable, its shortest decimal from psycopg, < 6e-8 apart (default rtol)
         assert np.allclose(table["teff"].data[~teff_null].astype(float),
                            [r.teff for r in rows if r.teff is not None])
         assert table["teff"].unit == "K" and table["teff"].dtype == np.float32
