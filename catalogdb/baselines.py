@@ -152,6 +152,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
     from sklearn.model_selection import GridSearchCV, KFold
 
     from catalogdb.cnn.data import load_training_data
+    from catalogdb.cnn.train import label_metrics
 
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
@@ -201,6 +202,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
                 t_fit = time.monotonic() - t0
                 pred = search.predict(x_test) * std + mean
             mse = ((pred - truth) ** 2).mean(axis=0)
+            common_metrics = label_metrics(pred, truth, np.zeros_like(pred), data.snrg[test])
             cv_table = [{"params": {k: _jsonable(v) for k, v in p.items()}, "cv_weighted_mse": _num(-s)}
                         for p, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
                                         strict=True)]
@@ -208,7 +210,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
                                                                           search.best_params_.items()},
                       "cv_folds": cv, "cv_weighted_mse": _num(-search.best_score_), "cv_results": cv_table,
                       "seconds": round(time.monotonic() - t0, 1), "search_and_refit_seconds": round(t_fit, 1),
-                      "seed": seed, **common}
+                      "seed": seed, "labels": common_metrics, **common}
             result = {"name": name, "params": params, "test_mse": dict(zip(LABELS, map(float, mse), strict=True)),
                       "weighted_mse": weighted_mse(mse, variance)}
             report({"stage": "done", "name": name, "weighted_mse": result["weighted_mse"],
@@ -231,7 +233,8 @@ def _cnn_result(cnn, variance: np.ndarray, common: dict) -> dict:
     mse = [labels.get(name, {}).get("mse") for name in LABELS]
     config = cnn.config or {}
     params = {"inputs": "4875 pixels", "network": {k: config.get(k) for k in
-                                                   ("width_scale", "epochs", "folds", "batch_size", "parameters")},
+                                                   ("width_scale", "max_steps", "folds", "batch_size", "learning_rate",
+                                                    "parameters")},
               "source": "cnn_model.metrics (test rows)", **common}
     ok = all(v is not None for v in mse)
     return {"name": "cnn", "params": params,

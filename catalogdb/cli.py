@@ -164,26 +164,41 @@ def targets():
 
 @app.command()
 def train(
-    epochs: int = typer.Option(100, help="maximum epochs (early stopping restores the best)"),
-    batch_size: int = typer.Option(64, help="spectra per gradient step"),
+    max_steps: int = typer.Option(None, help="optimizer-step budget (default: catalogdb.cnn.train.MAX_STEPS); "
+                                  "training stops on convergence (see below)"),
+    batch_size: int = typer.Option(None, help="spectra per step (default: by training-set size, "
+                                   "catalogdb.cnn.train.recipe)"),
+    learning_rate: float = typer.Option(None, help="Adam learning rate (default: by training-set size; the "
+                                        "paper's 1e-4 at its size)"),
     folds: int = typer.Option(5, help="fold models on the reference set (1: a single model)"),
     width_scale: float = typer.Option(1.0, help="multiply every layer's width (1.0 = the paper's 23.8M parameters)"),
     seed: int = typer.Option(0, help="random seed"),
 ):
-    """Train the CNN on the training_set view and register it with its test metrics."""
+    """Train the CNN on the training_set view to convergence and register it with its test metrics.
+
+    The learning rate halves after 5 epochs without validation gain, three times; the next plateau
+    ends training (converged). A network that uses up --max-steps first is registered as not converged.
+    """
     from catalogdb.cnn.train import epoch_bars, train_model
     from catalogdb.db.server import engine
 
     with progress_bars() as report:
-        result = train_model(engine(), epochs=epochs, batch_size=batch_size, folds=folds, width_scale=width_scale,
-                             seed=seed, progress=epoch_bars(report))
+        result = train_model(engine(), max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                             folds=folds, width_scale=width_scale, seed=seed, progress=epoch_bars(report))
     console.print(f"model {result['model_id']} registered")
     models()
 
 
+def _converged(metrics: dict) -> str:
+    networks = metrics.get("networks", [])
+    done = sum(bool(n.get("converged")) for n in networks)
+    steps = sum(n.get("steps", 0) for n in networks)
+    return f"{'yes' if networks and done == len(networks) else 'NO'} ({done}/{len(networks)}, {steps:,} steps)"
+
+
 @app.command()
 def models():
-    """Registered CNN models and their test metrics (scatter per label, distance error)."""
+    """Registered CNN models: convergence, test-set scatter and response per label, distance error."""
     from catalogdb.cnn.registry import list_models
     from catalogdb.db.server import engine
 
@@ -191,16 +206,19 @@ def models():
     if not rows:
         console.print("no models registered: run `catalogdb train`")
         return
-    table = Table("model", "created", "train rows", "Teff (K)", "log g", "[Fe/H]", "M_G", "(BP-RP)_0",
+    table = Table("model", "created", "train rows", "converged", "Teff (K)", "log g", "[Fe/H]", "M_G", "(BP-RP)_0",
                   "dist. median", "dist. std",
-                  title="test-set scatter (paper: 86 K, 0.07, 0.06, 0.25, 0.03; distance 3.7%, 8.2%)")
+                  title="test-set scatter / response (paper scatter: 86 K, 0.07, 0.06, 0.25, 0.03; "
+                        "distance 3.7%, 8.2%)")
+    nan = float("nan")
     for row in rows:
         labels = row["metrics"].get("labels", {})
         distance = row["metrics"].get("distance", {})
-        nan = float("nan")
+        cells = [f"{m.get('scatter') or nan:.3g} / {m.get('response') or nan:.2f}"
+                 for m in (labels.get(k, {}) for k in ("teff", "logg", "feh", "mg", "bprp0"))]
         table.add_row(row["model_id"], str(row["created_at"])[:16], f"{row['training_rows']:,}",
-                      *(f"{labels.get(k, {}).get('scatter', nan):.3g}" for k in ("teff", "logg", "feh", "mg", "bprp0")),
-                      f"{distance.get('frac_median', nan):.1%}", f"{distance.get('frac_std', nan):.1%}")
+                      _converged(row["metrics"]), *cells,
+                      f"{distance.get('frac_median') or nan:.1%}", f"{distance.get('frac_std') or nan:.1%}")
     console.print(table)
 
 
@@ -284,18 +302,20 @@ def mock(
 
 @app.command()
 def demo(
-    stars: int = typer.Option(30000, help="mock survey size (LAMOST target stars)"),
+    stars: int = typer.Option(None, help="mock survey size (LAMOST target stars; default catalogdb.demo.DEMO_STARS)"),
     keep: bool = typer.Option(False, help="keep the mock survey files after the run"),
-    out: Path = typer.Option(None, help="folder for the mock survey and the exported catalogue"),
-    epochs: int = typer.Option(50, help="CNN epochs (early stopping may end sooner)"),
-    width_scale: float = typer.Option(0.25, help="CNN width (1.0 = the paper's network)"),
+    out: Path = typer.Option(None, help="folder for the mock survey, the exported catalogue and demo.json"),
+    max_steps: int = typer.Option(None, help="CNN optimizer-step budget (training stops on convergence)"),
+    width_scale: float = typer.Option(None, help="CNN width (1.0 = the paper's network)"),
+    apogee_fraction: float = typer.Option(None, help="share of the mock's stars also in APOGEE"),
 ):
     """The whole pipeline on a mock survey in a database of its own (catalogdb_demo)."""
     from catalogdb.demo import run_demo
 
+    given = {"stars": stars, "max_steps": max_steps, "width_scale": width_scale, "apogee_fraction": apogee_fraction}
     with progress_bars() as report:
-        run_demo(stars=stars, keep=keep, out=out, epochs=epochs, width_scale=width_scale, console=console,
-                 progress=report)
+        run_demo(keep=keep, out=out, console=console, progress=report,
+                 **{k: v for k, v in given.items() if v is not None})
 
 
 @app.command()

@@ -40,3 +40,19 @@ def distance_percentile(m, mu_m, sigma_m, a_g, q):
     # 16 and 84 are the +-1 sigma points by the paper's convention (not ndtri(0.16) = -0.994)
     z = np.where(q == 16.0, -1.0, np.where(q == 84.0, 1.0, ndtri(q / 100.0)))
     return _median(m, mu_m, a_g) * np.exp(z * s)
+
+
+def photometric_distance(g, bp_rp, ag_gspphot, mg, bprp0, sigma_mg) -> dict[str, np.ndarray]:
+    """A_G and the P(d) mode and percentiles for predicted M_G and (BP-RP)_0: the one recipe of train and predict.
+
+    A_G = 1.8626 (bp_rp - (BP-RP)_0); where Gaia has no bp_rp, GSP-Phot's ag_gspphot, and `a_g_source`
+    says which ("bp_rp", "ag_gspphot", or None where neither exists and the distance is NaN).
+    """
+    bp_rp, ag_gspphot = (np.asarray(v, dtype=np.float64) for v in (bp_rp, ag_gspphot))
+    a_g = extinction_g(bp_rp, bprp0)
+    source = np.where(np.isfinite(a_g), "bp_rp", None).astype(object)
+    fallback = ~np.isfinite(a_g) & np.isfinite(ag_gspphot)
+    a_g = np.where(fallback, ag_gspphot, a_g)
+    source[fallback] = "ag_gspphot"
+    return {"a_g": a_g, "a_g_source": source, "mode": distance_mode(g, mg, sigma_mg, a_g),
+            **{f"p{q}": distance_percentile(g, mg, sigma_mg, a_g, q) for q in (16, 50, 84)}}

@@ -103,8 +103,8 @@ def _trained_mock_database(server: str, home: str) -> tuple[str, str]:
         ingest_files(engine, source, [survey / path])
     ingest_spectra(engine, [survey / "lamost" / "spectra"], workers=1)
     run_xmatch(engine)
-    model = train_model(engine, epochs=30, batch_size=8, folds=1, width_scale=0.1, seed=1,
-                        models_dir=Path(home) / "models", patience=30)
+    model = train_model(engine, max_steps=900, batch_size=8, folds=1, width_scale=0.1, seed=1,
+                        models_dir=Path(home) / "models")
     engine.dispose()
     return url, model["model_id"]
 

@@ -97,7 +97,8 @@ def trained(cnn_db):
 
     engine, truth, models = cnn_db
     events = []
-    result = train_model(engine, epochs=3, batch_size=32, folds=5, width_scale=TINY, seed=1,
+    # ~256 training rows per fold at batch 32: 8-9 steps an epoch, 2-3 epochs; far from converged (patience 5)
+    result = train_model(engine, max_steps=24, batch_size=32, folds=5, width_scale=TINY, seed=1,
                          progress=events.append, models_dir=models)
     return result, events
 
@@ -150,9 +151,12 @@ def test_distance_mode_and_percentiles_match_the_pdf():
     d = np.linspace(1.0, 3000.0, 600_000)
     h = m - 5 * np.log10(d) + 5 - a_g
     pdf = 5 / (d * np.log(10)) * np.exp(-0.5 * ((h - mu) / sigma) ** 2)
+    # the grid step, 0.005 pc, is 7.3e-6 of the 683 pc mode: argmax finds it to half a step
     assert distance_mode(m, mu, sigma, a_g) == pytest.approx(d[np.argmax(pdf)], rel=1e-5)
     cdf = np.cumsum(pdf) / pdf.sum()
+    # a left Riemann sum: its median sits about half a step (3.6e-6) off; 1e-4 is margin
     assert distance_percentile(m, mu, sigma, a_g, 50) == pytest.approx(np.interp(0.5, cdf, d), rel=1e-4)
+    # d0 exp(+-s) against 10**((... +- sigma) / 5): equal by algebra, float64 rounding only
     assert distance_percentile(m, mu, sigma, a_g, 84) == pytest.approx(10 ** ((m - mu - a_g + 5 + sigma) / 5))
     assert distance_percentile(m, mu, sigma, a_g, 16) == pytest.approx(10 ** ((m - mu - a_g + 5 - sigma) / 5))
     assert extinction_g(1.2, 0.8) == pytest.approx(1.8626 * 0.4)
@@ -169,12 +173,13 @@ def test_training_data_round_trips_flux_labels_and_split(cnn_db):
     order = np.searchsorted(truth["obsid"], data.obsid)
     np.testing.assert_array_equal(data.flux, truth["flux"][order])
     np.testing.assert_allclose(data.labels[:, 0], truth["teff"][order], rtol=1e-6)  # teff is REAL
+    # M_G is computed in SQL from REAL G, r_med_geo and A_G: float32 rounding below 1e-6 mag
     np.testing.assert_allclose(data.labels[:, 3], truth["mg"][order], atol=1e-4)
     with engine.connect() as conn:
         view = dict(conn.execute(sa.text("select obsid, coalesce(fold, -1) from training_set")).all())
     assert [view[int(o)] for o in data.obsid] == data.fold.tolist()
     assert data.is_test.tolist() == [view[int(o)] == -1 for o in data.obsid]
-    assert 40 < data.is_test.sum() < 130  # about 20% test
+    assert 40 < data.is_test.sum() < 130  # about 20% test (md5 split): 80 +- 8 of 400, bounds >= 5 sigma away
 
 
 def test_training_registers_a_model_with_finite_metrics(cnn_db, trained):
@@ -196,6 +201,7 @@ def test_training_registers_a_model_with_finite_metrics(cnn_db, trained):
         for key in ("bias", "scatter", "mse", "mean_spread"):
             assert np.isfinite(metrics["labels"][name][key]), (name, key)
         m = metrics["labels"][name]
+        # mean(r^2) = mean(r)^2 + var(r) to float64 rounding (jsonb keeps the repr): 1e-6 is loose
         assert m["mse"] == pytest.approx(m["bias"] ** 2 + m["scatter"] ** 2, rel=1e-6)
         assert m["mean_spread"] > 0  # five different networks disagree somewhat
     assert row["sigma_mg"] == pytest.approx(metrics["labels"]["mg"]["scatter"])
@@ -213,6 +219,7 @@ def test_training_registers_a_model_with_finite_metrics(cnn_db, trained):
     assert (folder / "fig5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     scaler = json.loads((folder / "scaler.json").read_text())
     ref = ~np.isin(truth["obsid"], np.load(folder / "test_predictions.npz")["obsid"])
+    # teff went through REAL (6e-8 relative per value) before the scaler averaged it
     assert scaler["mean"][0] == pytest.approx(truth["teff"][ref].mean(), rel=1e-5)  # scaled on reference rows only
 
 
@@ -247,11 +254,14 @@ def test_reloaded_model_predicts_identically(cnn_db, trained):
     assert model.model_id == result["model_id"] and model.sigma_mg == pytest.approx(result["sigma_mg"])
     mean, spread = model.predict(flux)
     assert mean.shape == spread.shape == (len(flux), 5)
+    # the same float32 weights and inputs: kernels may round a few ulp of z (~1e-7) apart, times the label's
+    # std; atol for labels near 0. The spread, a std of 5 close values, keeps fewer digits: rtol 1e-5
     np.testing.assert_allclose(mean, saved["pred"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(spread, saved["spread"], rtol=1e-5, atol=1e-6)
     assert (spread > 0).all()
     per_fold = model.predict_folds(flux[:7])
     assert per_fold.shape == (5, 7, 5)
+    # a batch of 7 instead of all test rows: other kernel blocking, the same ulp-level rounding as above
     np.testing.assert_allclose(per_fold.mean(0), mean[:7], rtol=1e-6, atol=1e-6)
     with pytest.raises(Exception, match="4875"):
         model.predict(flux[:, :100])
@@ -262,7 +272,7 @@ def test_quick_single_network_and_latest_model(cnn_db, trained):
     from catalogdb.cnn.train import train_model
 
     engine, truth, models = cnn_db
-    result = train_model(engine, epochs=2, batch_size=64, folds=1, width_scale=TINY, seed=2, models_dir=models)
+    result = train_model(engine, max_steps=10, batch_size=64, folds=1, width_scale=TINY, seed=2, models_dir=models)
     assert result["config"]["validation"] == "random 10% of the reference set"
     assert list_models(engine)[0]["model_id"] == result["model_id"]
     latest = load_model(engine)  # None: the newest
@@ -282,7 +292,7 @@ def test_ctrl_c_keeps_the_best_networks_so_far(cnn_db):
         if event["stage"] == "epoch" and event["fold"] == 1 and event["epoch"] == 1:
             raise KeyboardInterrupt
 
-    result = train_model(engine, epochs=2, batch_size=64, folds=5, width_scale=TINY, progress=interrupt,
+    result = train_model(engine, max_steps=8, batch_size=64, folds=5, width_scale=TINY, progress=interrupt,
                          models_dir=models)
     assert result["interrupted"] is True
     row = next(r for r in list_models(engine) if r["model_id"] == result["model_id"])
@@ -292,6 +302,52 @@ def test_ctrl_c_keeps_the_best_networks_so_far(cnn_db):
     with engine.connect() as conn:
         run = conn.execute(sa.text("select status, row_counts from run where run_id = :r"), {"r": row["run_id"]}).one()
     assert run.status == "done" and run.row_counts["interrupted"] is True
+
+
+def test_a_run_cut_off_by_its_step_budget_is_not_converged_in_the_registry_and_models(cnn_db, trained):
+    from typer.testing import CliRunner
+
+    from catalogdb.cli import app
+
+    engine, _, _ = cnn_db
+    result, _ = trained
+    networks = result["metrics"]["networks"]
+    assert result["metrics"]["converged"] is False
+    for n in networks:  # each stopped because one more epoch would overrun the 24-step budget
+        per_epoch = -(-n["train_rows"] // 32)
+        assert not n["converged"] and n["max_steps"] == 24 and 24 - per_epoch < n["steps"] <= 24
+        assert n["steps"] == n["epochs_run"] * per_epoch
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select metrics from cnn_model where model_id = :m"),
+                              {"m": result["model_id"]}).scalar_one()
+    assert stored["converged"] is False and [n["converged"] for n in stored["networks"]] == [False] * 5
+    shown = CliRunner().invoke(app, ["models"], env={"CATALOGDB_URL": engine.url.render_as_string(False),
+                                                     "COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    (line,) = [line for line in shown.output.splitlines() if result["model_id"] in line]
+    assert f"NO (0/5, {sum(n['steps'] for n in networks)} steps)" in line
+
+
+def test_a_tiny_run_converges_and_reports_steps_and_response(cnn_db):
+    from catalogdb.cnn.train import SNR_BINS, train_model
+
+    engine, _, models = cnn_db
+    # patience 1 and one halving: converges in tens of epochs on the 400 synthetic stars
+    result = train_model(engine, max_steps=20_000, batch_size=32, folds=1, width_scale=TINY, seed=4, patience=1,
+                         reductions=1, models_dir=models)
+    (net,) = result["metrics"]["networks"]
+    assert net["converged"] is True and result["metrics"]["converged"] is True
+    assert net["lr_reductions"] == 1 and net["final_learning_rate"] == pytest.approx(0.5 * 1e-3, rel=1e-6)  # float32
+    assert net["steps"] == net["epochs_run"] * -(-net["train_rows"] // 32) < 20_000  # steps = epochs x batches
+    assert net["epochs_run"] >= net["best_epoch"] + 1  # stopped on a plateau of `patience` epochs
+    saved = np.load(Path(result["path"]) / "test_predictions.npz")
+    for j, name in enumerate(LABELS):
+        m = result["metrics"]["labels"][name]
+        slope = np.polyfit(saved["label"][:, j], saved["pred"][:, j], 1)[0]
+        assert m["response"] == pytest.approx(slope, rel=1e-9)  # least squares either way, float64
+        assert [b["snrg"] for b in m["by_snrg"]] == ["10-20", "20-40", "40-80", ">80"] and len(SNR_BINS) == 4
+        assert sum(b["n"] for b in m["by_snrg"]) == result["metrics"]["n_test"]  # every test star has S/N 20-200
+    assert result["metrics"]["labels"]["teff"]["response"] > 0.5  # Teff is the easiest label: learnt, not noise
 
 
 def test_missing_model_is_a_clear_error(cnn_db):

@@ -117,17 +117,26 @@ def load_training_data(engine: Engine) -> TrainingData:
     return TrainingData(obsid, flux, labels, snrg, is_test, fold)
 
 
+# The photometry of a spectrum's best Gaia match, as train's test metrics and predict both use it for
+# the distance: G (the LAMOST catalogue's Gaia G where the match lacks it), BP-RP and GSP-Phot's A_G.
+PHOTOMETRY_COLUMNS = "coalesce(g.phot_g_mean_mag, l.gaia_g_mean_mag) AS g_mag, g.bp_rp, g.ag_gspphot"
+PHOTOMETRY_JOINS = """JOIN lamost_star l ON l.obsid = {obsid}
+LEFT JOIN xmatch_lamost_gaia xg ON xg.obsid = {obsid} AND xg.best
+LEFT JOIN gaia_source g ON g.source_id = xg.source_id"""
+
+
 def load_gaia_photometry(engine: Engine, obsid: np.ndarray) -> dict[str, np.ndarray]:
-    """phot_g_mean_mag, bp_rp and r_med_geo of each obsid's best Gaia match (NaN where missing)."""
-    sql = sa.text("""
-        select o.obsid, g.phot_g_mean_mag, g.bp_rp, g.r_med_geo
+    """g_mag, bp_rp, ag_gspphot (PHOTOMETRY_COLUMNS) and r_med_geo of each obsid (NaN where missing)."""
+    sql = sa.text(f"""
+        select o.obsid, {PHOTOMETRY_COLUMNS}, d.r_med_geo
         from unnest(cast(:obsid as bigint[])) as o(obsid)
-        left join xmatch_lamost_gaia x on x.obsid = o.obsid and x.best
-        left join gaia_label g on g.source_id = x.source_id
+        {PHOTOMETRY_JOINS.format(obsid="o.obsid")}
+        left join gaia_distance d on d.source_id = g.source_id
     """)
+    names = ("g_mag", "bp_rp", "ag_gspphot", "r_med_geo")
     with engine.connect() as conn:
         rows = conn.execute(sql, {"obsid": [int(v) for v in obsid]}).all()
     found = {r[0]: r[1:] for r in rows}
-    out = np.array([[np.nan if v is None else float(v) for v in found.get(int(o), (None,) * 3)] for o in obsid],
-                   dtype=np.float64).reshape(len(obsid), 3)
-    return {"phot_g_mean_mag": out[:, 0], "bp_rp": out[:, 1], "r_med_geo": out[:, 2]}
+    out = np.array([[np.nan if v is None else float(v) for v in found.get(int(o), (None,) * len(names))]
+                    for o in obsid], dtype=np.float64).reshape(len(obsid), len(names))
+    return {name: out[:, k] for k, name in enumerate(names)}

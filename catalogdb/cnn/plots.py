@@ -16,7 +16,8 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def _panel(ax, x, y, label: str, bias, scatter, unit: str = "", xlabel: str | None = None) -> None:
+def _panel(ax, x, y, label: str, bias, scatter, unit: str = "", xlabel: str | None = None,
+           extra: str = "") -> None:
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if len(x) > 2000:
@@ -31,8 +32,15 @@ def _panel(ax, x, y, label: str, bias, scatter, unit: str = "", xlabel: str | No
             ax.plot([lo, hi], [lo - scatter, hi - scatter], color="0.5", ls="--", lw=0.8)
     ax.set_xlabel(xlabel or f"label {label}")
     ax.set_ylabel(f"CNN {label}")
-    ax.text(0.04, 0.96, f"$\\mu$ = {_fmt(bias)}{unit}\n$\\sigma$ = {_fmt(scatter)}{unit}\nN = {len(x)}",
+    ax.text(0.04, 0.96, f"$\\mu$ = {_fmt(bias)}{unit}\n$\\sigma$ = {_fmt(scatter)}{unit}\nN = {len(x)}{extra}",
             transform=ax.transAxes, va="top", fontsize=8)
+
+
+def _shrinkage(m: dict) -> str:
+    """The response (slope of predicted on true) and the scatter per S/N_g bin, as the panel's extra lines."""
+    lines = [f"\nresponse = {_fmt(m.get('response'))}"]
+    lines += [f"S/N {b['snrg']}: $\\sigma$ {_fmt(b['scatter'])} (N {b['n']})" for b in m.get("by_snrg", []) if b["n"]]
+    return "\n".join(lines)
 
 
 def fig5(path: Path, truth: np.ndarray, pred: np.ndarray, d_cnn: np.ndarray, r_med_geo: np.ndarray,
@@ -46,7 +54,7 @@ def fig5(path: Path, truth: np.ndarray, pred: np.ndarray, d_cnn: np.ndarray, r_m
     fig, axes = plt.subplots(2, 3, figsize=(12, 8), layout="constrained")
     for j, name in enumerate(LABELS):
         m = metrics["labels"][name]
-        _panel(axes.flat[j], truth[:, j], pred[:, j], TITLES[name], m["bias"], m["scatter"])
+        _panel(axes.flat[j], truth[:, j], pred[:, j], TITLES[name], m["bias"], m["scatter"], extra=_shrinkage(m))
     dist = metrics["distance"]
     _panel(axes.flat[5], r_med_geo, d_cnn, "distance [pc]", dist["bias_pc"], dist["scatter_pc"], " pc",
            xlabel="Bailer-Jones r_med_geo [pc]")

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb import runs
-from catalogdb.cnn.data import iter_spectra
-from catalogdb.distance import distance_mode, distance_percentile, extinction_g
+from catalogdb.cnn.data import PHOTOMETRY_COLUMNS, PHOTOMETRY_JOINS, iter_spectra
+from catalogdb.distance import photometric_distance
 from catalogdb.galaxy import galactocentric
 
 LABELS = ("teff", "logg", "feh", "mg", "bprp")
@@ -29,14 +29,12 @@ COLUMNS = ["model_id", "obsid", *[c for label in LABELS for c in (f"cnn_{label}"
            "x", "y", "z", "r", "run_id"]
 TYPES = ["text", "int8", *["float4"] * 10, "float4", "text", *["float4"] * 8, "int8"]
 
-SOURCE_SQL = """
-SELECT s.obsid, s.flux, l.ra, l.dec, coalesce(g.phot_g_mean_mag, l.gaia_g_mean_mag), g.bp_rp, g.ag_gspphot
-FROM {sample} t
+SOURCE_SQL = f"""
+SELECT s.obsid, s.flux, l.ra, l.dec, {PHOTOMETRY_COLUMNS}
+FROM {{sample}} t
 JOIN spectrum s USING (obsid)
-JOIN lamost_star l USING (obsid)
-LEFT JOIN xmatch_lamost_gaia xg ON xg.obsid = t.obsid AND xg.best
-LEFT JOIN gaia_source g ON g.source_id = xg.source_id
-WHERE t.obsid NOT IN (SELECT obsid FROM {stage})
+{PHOTOMETRY_JOINS.format(obsid="t.obsid")}
+WHERE t.obsid NOT IN (SELECT obsid FROM {{stage}})
 """
 
 
@@ -68,19 +66,9 @@ def _read(engine: Engine, sql: str, batch_size: int, out: queue.Queue, stop: thr
 
 
 def derived(batch: Batch, sigma_mg: float) -> dict[str, np.ndarray]:
-    """A_G (from bp_rp, else GSP-Phot), the distance PDF summaries (Eqs. 3-5) and X, Y, Z, R."""
-    mu_m, bprp0 = batch.mean[:, 3], batch.mean[:, 4]
-    a_g = extinction_g(batch.bp_rp, bprp0)
-    source = np.where(np.isfinite(a_g), "bp_rp", None).astype(object)
-    fallback = ~np.isfinite(a_g) & np.isfinite(batch.ag_gspphot)
-    a_g = np.where(fallback, batch.ag_gspphot, a_g)
-    source[fallback] = "ag_gspphot"
-    mode = distance_mode(batch.g, mu_m, sigma_mg, a_g)
-    xyzr = galactocentric(batch.ra, batch.dec, mode)
-    return {"a_g": a_g, "a_g_source": source, "mode": mode,
-            "p16": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 16),
-            "p50": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 50),
-            "p84": distance_percentile(batch.g, mu_m, sigma_mg, a_g, 84), "xyzr": xyzr}
+    """A_G, the distance PDF summaries (Eqs. 3-5, `photometric_distance`) and X, Y, Z, R."""
+    d = photometric_distance(batch.g, batch.bp_rp, batch.ag_gspphot, batch.mean[:, 3], batch.mean[:, 4], sigma_mg)
+    return {**d, "xyzr": galactocentric(batch.ra, batch.dec, d["mode"])}
 
 
 def _nullable(value) -> float | None:
