@@ -332,14 +332,15 @@ def test_a_tiny_run_converges_and_reports_steps_and_response(cnn_db):
     from catalogdb.cnn.train import SNR_BINS, train_model
 
     engine, _, models = cnn_db
-    # patience 1 and one halving: converges in tens of epochs on the 400 synthetic stars
-    result = train_model(engine, max_steps=20_000, batch_size=32, folds=1, width_scale=TINY, seed=4, patience=1,
+    # patience 2 and one halving: converges in tens of epochs on the 400 synthetic stars (patience 1 stops
+    # on the first noisy epoch, before Teff is learnt)
+    result = train_model(engine, max_steps=20_000, batch_size=32, folds=1, width_scale=TINY, seed=4, patience=2,
                          reductions=1, models_dir=models)
     (net,) = result["metrics"]["networks"]
     assert net["converged"] is True and result["metrics"]["converged"] is True
     assert net["lr_reductions"] == 1 and net["final_learning_rate"] == pytest.approx(0.5 * 1e-3, rel=1e-6)  # float32
     assert net["steps"] == net["epochs_run"] * -(-net["train_rows"] // 32) < 20_000  # steps = epochs x batches
-    assert net["epochs_run"] >= net["best_epoch"] + 1  # stopped on a plateau of `patience` epochs
+    assert net["epochs_run"] >= net["best_epoch"] + 2  # stopped on a plateau of `patience` epochs
     saved = np.load(Path(result["path"]) / "test_predictions.npz")
     for j, name in enumerate(LABELS):
         m = result["metrics"]["labels"][name]
