@@ -18,7 +18,7 @@ import queue
 import threading
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -57,6 +57,7 @@ class ColumnSpec:
     units_accepted: tuple[str, ...] = ()
     required: bool = False
     null_values: tuple[float, ...] = ()
+    scale: float = 1.0  # file unit -> table unit for one file, set by _resolve (1 in a loaded spec)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ def _check_spec(spec: Spec, path: Path) -> None:
                                  f"is {table.columns[c.name].type}")
         if c.file.lower() in skip:
             raise CatalogdbError(f"{path}: column {c.file!r} is both mapped and skipped")
+        target = table.columns[c.name].info.get("unit")
+        if c.unit is not None and unit_scale(c.unit, target) is None:
+            raise CatalogdbError(f"{path}: column {c.name!r} declares unit {c.unit!r}, which is not {target!r} or "
+                                 f"a multiple of it ({spec.table}.{c.name} is stored in {target!r})")
     names = {c.name for c in spec.columns}
     for k in (*spec.key, spec.ra, spec.dec):
         if k is not None and k not in names:
@@ -156,6 +161,36 @@ def units_match(found: str, col: ColumnSpec) -> bool:
     return False
 
 
+def unit_scale(unit: str | None, target: str | None) -> float | None:
+    """The factor taking values in `unit` to `target` when they differ by a pure scale (kpc -> pc: 1000), else None."""
+    if unit is None or target is None:
+        return 1.0 if unit == target else None
+    if unit.strip().strip("'\"").replace(" ", "") == target.replace(" ", ""):
+        return 1.0
+    got, want = _unit(unit), _unit(target)
+    if got is None or want is None:
+        return None
+    try:
+        factor = float(got.to(want))  # astropy refuses offsets (K -> deg_C) and function units (mag, dex) here
+    except Exception:  # noqa: BLE001 - inconvertible units have no factor
+        return None
+    return factor if math.isfinite(factor) and factor > 0 else None
+
+
+def file_unit_scale(found: str | None, col: ColumnSpec, target: str | None) -> tuple[str, float] | None:
+    """(unit the file's values are in, factor to `target`) for a spec column; None when not a pure multiple."""
+    # The file's own unit where it states one (a spelling the spec accepts means the spec's unit); where the
+    # file states none (CSV, most survey FITS files), the unit the spec declares for the survey.
+    if col.unit is None:
+        return (found or "", 1.0)  # the spec checks no unit for this column
+    if not found or units_match(found, col):
+        factor = unit_scale(col.unit, target)
+        return None if factor is None else (col.unit, factor)
+    found = found.strip().strip("'\"")
+    factor = unit_scale(found, target)
+    return None if factor is None else (found, factor)
+
+
 # --- summary --------------------------------------------------------------------------------------------
 
 @dataclass
@@ -172,6 +207,7 @@ class IngestSummary:
     skipped_files: int = 0
     reject_file: Path | None = None
     run_id: int | None = None
+    unit_conversions: list[dict] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, str]]:
         """Label/value pairs for the CLI's summary table."""
@@ -184,6 +220,9 @@ class IngestSummary:
         for f in self.files:
             if f.get("reject_file"):
                 out.append(("reject file", str(f["reject_file"])))
+        for c in self.unit_conversions:
+            out.append(("unit conversion", f"{Path(c['file']).name}: {c['column']} {c['from']} -> {c['to']} "
+                                           f"(x {c['factor']:g}) into {c['table_column']}"))
         out.append(("run", "none (nothing to do)" if self.run_id is None else f"{self.run_id}"))
         return out
 
@@ -320,6 +359,9 @@ def _validate(chunk: Chunk, spec: Spec, mapped: list[tuple[ColumnSpec, str]], re
         if col.name in (spec.ra, spec.dec):
             lo, hi = (0.0, 360.0) if col.name == spec.ra else (-90.0, 90.0)
             values = arr.to_numpy(zero_copy_only=False)
+            if col.scale != 1.0:  # a file in arcsec or rad: the range check is in degrees
+                values = values * col.scale
+                arr = pa.array(values, mask=np.asarray(arr.is_null()), type=arr.type)
             with np.errstate(invalid="ignore"):
                 wrong = ~((values >= lo) & (values <= hi))  # NaN and NULL (as NaN) fail too
             wrong &= good
@@ -333,15 +375,18 @@ def _validate(chunk: Chunk, spec: Spec, mapped: list[tuple[ColumnSpec, str]], re
             continue
         if is_float:
             values = arr.to_numpy(zero_copy_only=False)
-            inf = np.isinf(values)
+            null = np.isnan(values) if spec.nan_is_null else np.zeros(n, bool)
+            if col.null_values:  # sentinels (-9999) are matched in the file's own unit, before any scaling
+                null |= np.isin(values, np.array(col.null_values, dtype=values.dtype))
+            if col.scale != 1.0:
+                with np.errstate(over="ignore"):
+                    values = (values.astype(np.float64) * col.scale).astype(values.dtype)
+            inf = np.isinf(values) & ~null
             if inf.any():
                 for i in np.flatnonzero(inf & good):
                     problems.append((int(i), file_name, _show(raw[int(i)].as_py()), "is not a finite number"))
                 good &= ~inf
-            null = np.isnan(values) if spec.nan_is_null else np.zeros(n, bool)
-            if col.null_values:
-                null |= np.isin(values, np.array(col.null_values, dtype=values.dtype))
-            if null.any():
+            if null.any() or col.scale != 1.0:
                 arr = pa.array(values, mask=null | np.asarray(arr.is_null()), type=arr.type)
         elif col.null_values and col.type.startswith("int"):
             values = arr.to_numpy(zero_copy_only=False)
@@ -548,9 +593,10 @@ def _merge(cur: psycopg.Cursor, spec: Spec, stg: str, columns: list[str]) -> tup
     return int(inserted), int(updated)
 
 
-def _resolve(spec: Spec, tf: TableFile) -> list[tuple[ColumnSpec, str]]:
-    """Map spec columns to the file's columns (case-insensitive); check presence, shape and units."""
-    mapped, missing = [], []
+def _resolve(spec: Spec, tf: TableFile) -> tuple[list[tuple[ColumnSpec, str]], list[dict]]:
+    """Map spec columns to the file's columns (case-insensitive); check presence, shape, units: (map, conversions)."""
+    mapped, missing, conversions = [], [], []
+    table = metadata.tables[spec.table]
     for col in spec.columns:
         found = tf.columns.get(col.file.lower())
         if found is None:
@@ -560,16 +606,26 @@ def _resolve(spec: Spec, tf: TableFile) -> list[tuple[ColumnSpec, str]]:
         if found.array:
             raise BadInput(f"{tf.path}: column {found.name} holds an array per row; expected a single "
                            f"{col.type} value for {spec.table}.{col.name}")
-        if found.unit and col.unit is not None and not units_match(found.unit, col):
-            raise BadInput(f"{tf.path}: column {found.name} has unit {found.unit!r}; expected {col.unit!r} "
-                           f"for {spec.table}.{col.name}")
+        target = table.columns[col.name].info.get("unit")
+        scaled = file_unit_scale(found.unit, col, target)
+        if scaled is None:
+            raise BadInput(f"{tf.path}: column {found.name} has unit {found.unit!r}, which is not {target!r} or a "
+                           f"multiple of it; expected {col.unit!r} for {spec.table}.{col.name}")
+        if scaled[1] != 1.0 and not col.type.startswith("float"):
+            raise BadInput(f"{tf.path}: column {found.name} has unit {found.unit!r}; expected {target!r} for the "
+                           f"integer column {spec.table}.{col.name}, which is not rescaled")
+        if scaled[1] != 1.0:
+            col = replace(col, scale=scaled[1])
+            conversions.append({"file": str(tf.path), "column": found.name, "table_column": f"{spec.table}.{col.name}",
+                                "from": scaled[0], "to": target, "factor": scaled[1],
+                                "unit_from": "file" if found.unit else "spec (the file states no unit)"})
         mapped.append((col, found.name))
     if missing:
         sample = ", ".join(list(c.name for c in tf.columns.values())[:8])
         raise BadInput(f"{tf.path}: missing required column{'s' if len(missing) > 1 else ''} "
                        f"{', '.join(missing)}; expected a {spec.description or spec.source} table "
                        f"(the file has {len(tf.columns)} columns: {sample}{', ...' if len(tf.columns) > 8 else ''})")
-    return mapped
+    return mapped, conversions
 
 
 def _load_file(conn: sa.Connection, spec: Spec, tf: TableFile, mapped, on_error: str,
@@ -661,12 +717,12 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
             raise BadInput(f"{path}: is a {fmt} file; {source} accepts {', '.join(spec.formats)}")
         # open every file and check its columns before loading any: a bad third file fails fast
         tf = open_table(path.resolve(), fmt, spec.fits_hdu)
-        prepared.append((path.resolve(), fmt, tf, _resolve(spec, tf)))
+        prepared.append((path.resolve(), fmt, tf, *_resolve(spec, tf)))
 
     inputs: list[dict] = []
     with engine.connect() as conn, conn.begin():
         conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"catalogdb.ingest.{spec.table}"})
-        for path, fmt, tf, mapped in prepared:
+        for path, fmt, tf, mapped, conversions in prepared:
             if progress:
                 progress(f"{path.name}: checksum", 0, None)
             info = {"path": str(path), "format": fmt, "size": path.stat().st_size, "sha256": runs.sha256(path)}
@@ -678,7 +734,8 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
                 continue
             counts = _load_file(conn, spec, tf, mapped, on_error, progress, path.name)
             counts.pop("path_mode", None)
-            entry = {**info, "skipped": False, **counts}
+            entry = {**info, "skipped": False, **counts, "unit_conversions": conversions}
+            summary.unit_conversions += conversions
             summary.files.append(entry)
             inputs.append({k: (str(v) if isinstance(v, Path) else v) for k, v in entry.items()})
             for k in ("read", "inserted", "updated", "unchanged", "rejected"):
@@ -690,7 +747,8 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
             return summary  # nothing new: nothing written, not even a run row
         totals = {k: getattr(summary, k) for k in ("read", "inserted", "updated", "unchanged", "rejected")}
         totals["skipped_files"] = summary.skipped_files
-        run_id = runs.start(conn, "ingest", {"source": source, "on_error": on_error, "table": spec.table})
+        run_id = runs.start(conn, "ingest", {"source": source, "on_error": on_error, "table": spec.table,
+                                             "unit_conversions": summary.unit_conversions})
         runs.finish(conn, run_id, totals, inputs=json.loads(json.dumps(inputs, default=str)))
         summary.run_id = run_id
     if summary.inserted or summary.updated:
@@ -700,4 +758,5 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
     return summary
 
 
-__all__ = ["IngestSummary", "Spec", "ingest_files", "load_spec", "sources", "units_match"]
+__all__ = ["IngestSummary", "Spec", "file_unit_scale", "ingest_files", "load_spec", "sources", "unit_scale",
+           "units_match"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,10 +18,16 @@ from sqlalchemy.engine import Engine
 
 from catalogdb import runs
 
-# One entry per crossmatch table: the catalogue joined to LAMOST and the columns that name its row.
+# APOGEE EXTRATARG bit 4, DUPLICATE: "Non-primary (not highest S/N) duplicate" of an APOGEE_ID observed in
+# another field (the apogee package's ExtratargBitMask; SDSS DR17 bitmask EXTRATARG).
+APOGEE_DUPLICATE = 1 << 4
+
+# One entry per crossmatch table: the catalogue joined to LAMOST, the columns that name its row, and the
+# expression (over the partner row p) that demotes a row in the ranking whatever its separation.
 PARTNERS = {
-    "xmatch_lamost_apogee": ("apogee_star", ["apogee_id", "telescope", "field"]),
-    "xmatch_lamost_gaia": ("gaia_source", ["source_id"]),
+    "xmatch_lamost_apogee": ("apogee_star", ["apogee_id", "telescope", "field"],
+                             f"coalesce(p.extratarg & {APOGEE_DUPLICATE} <> 0, false)"),
+    "xmatch_lamost_gaia": ("gaia_source", ["source_id"], "false"),
 }
 
 
@@ -33,7 +40,8 @@ class XmatchSummary:
     matched: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     zeropoints: int = 0
-    zeropoints_invalid: int = 0
+    zeropoints_clamped: int = 0
+    zeropoints_invalid: int = 0  # rows the package gives no zero point for (stored as NULL)
 
     def rows(self) -> list[tuple[str, str]]:
         """Label/value pairs for the CLI."""
@@ -41,26 +49,29 @@ class XmatchSummary:
         for table in self.pairs:
             out.append((table, f"{self.pairs[table]:,} pairs, {self.matched[table]:,} obsids matched "
                                f"({self.seconds[table]:.1f} s)"))
-        out.append(("parallax zero points", f"{self.zeropoints:,} ({self.zeropoints_invalid:,} outside validity)"))
+        out.append(("parallax zero points", f"{self.zeropoints:,} ({self.zeropoints_clamped:,} clamped outside the "
+                                            f"calibrated range, {self.zeropoints_invalid:,} without a value)"))
         out.append(("run", str(self.run_id)))
         return out
 
 
 def _pair_sql(table: str, stage: str, jobs: int) -> str:
-    partner, keys = PARTNERS[table]
+    partner, keys, demoted = PARTNERS[table]
     key_list = ", ".join(f"p.{k}" for k in keys)
+    # Rank: demoted rows (APOGEE duplicates) last, then by separation, then by the key so ties are stable.
     # Each obsid lies in one part, so the rank is final here and the swap below is a plain copy.
     return (
-        f"INSERT INTO {stage} SELECT *, row_number() OVER (PARTITION BY obsid ORDER BY sep_arcsec, "
-        f"{', '.join(keys)}) FROM (SELECT l.obsid, {key_list}, q3c_dist(l.ra, l.dec, p.ra, p.dec) * 3600 "
-        f"AS sep_arcsec FROM lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, p.dec, :radius) "
+        f"INSERT INTO {stage} SELECT obsid, {', '.join(keys)}, sep_arcsec, row_number() OVER (PARTITION BY obsid "
+        f"ORDER BY demoted, sep_arcsec, {', '.join(keys)}) FROM (SELECT l.obsid, {key_list}, "
+        f"q3c_dist(l.ra, l.dec, p.ra, p.dec) * 3600 AS sep_arcsec, {demoted} AS demoted "
+        f"FROM lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, p.dec, :radius) "
         f"WHERE l.obsid % {jobs} = :part) pairs"
     )
 
 
 def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: int) -> tuple[int, int]:
     """Replace `table` with every LAMOST pair within the radius; returns (pairs, matched obsids)."""
-    partner, keys = PARTNERS[table]
+    partner, keys, _ = PARTNERS[table]
     stage = f"{table}_stage_{run_id}"
     key_cols = ", ".join(keys)
     with engine.begin() as conn:
@@ -88,40 +99,73 @@ def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: i
     return pairs, matched
 
 
-def zeropoints(engine: Engine, chunk: int = 200_000) -> tuple[int, int]:
-    """Lindegren et al. (2021) zero point for the matched Gaia rows; NULL and zpt_valid = false outside range."""
+# gaiadr3-zeropoint (zero_point.zpt.get_zpt) calibrates 6 < G < 21, 1.1 < nu_eff < 1.9 (5-p) and
+# 1.24 < pseudocolour < 1.72 (6-p), the limits themselves outside. Beyond them it still returns a value
+# (with a warning): G is held at 6 or 21, the 6-p pseudocolour terms saturate at their limits, the 5-p nu_eff
+# terms continue linearly. It gives no value (NaN) only where an input it needs is missing.
+ZPT_G_RANGE = (6.0, 21.0)
+ZPT_NU_EFF_RANGE = (1.1, 1.9)
+ZPT_PSEUDOCOLOUR_RANGE = (1.24, 1.72)
+
+
+def zpt_outside_range(g: np.ndarray, nu_eff: np.ndarray, pseudocolour: np.ndarray,
+                      solved: np.ndarray) -> np.ndarray:
+    """Whether gaiadr3-zeropoint takes each row as outside its calibrated range (its own tests, limits included)."""
+    def out(x: np.ndarray, lo_hi: tuple[float, float]) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return (x <= lo_hi[0]) | (x >= lo_hi[1])
+
+    return out(g, ZPT_G_RANGE) | ((solved == 31) & out(nu_eff, ZPT_NU_EFF_RANGE)) | (
+        (solved == 95) & out(pseudocolour, ZPT_PSEUDOCOLOUR_RANGE))
+
+
+def zpt_values(g: np.ndarray, nu_eff: np.ndarray, pseudocolour: np.ndarray, ecl_lat: np.ndarray,
+               solved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The package's zero point (mas; NaN where it gives none) and whether it was clamped, for 5-p and 6-p rows."""
     from zero_point import zpt
 
     zpt.load_tables()
-    done = invalid = 0
+    zp = np.full(len(g), np.nan)
+    usable = np.isin(solved, (31, 95))  # the package refuses any other solution type
+    if usable.any():
+        with warnings.catch_warnings():
+            # its out-of-range warning is what zpt_clamped records, row by row
+            warnings.simplefilter("ignore", UserWarning)
+            zp[usable] = zpt.get_zpt(g[usable], nu_eff[usable], pseudocolour[usable], ecl_lat[usable],
+                                     solved[usable])
+    clamped = usable & np.isfinite(zp) & zpt_outside_range(g, nu_eff, pseudocolour, solved)
+    return zp, clamped
+
+
+def zeropoints(engine: Engine, chunk: int = 200_000) -> tuple[int, int, int]:
+    """Lindegren et al. (2021) zero point for the matched Gaia rows: (rows, of them clamped, of them without one)."""
+    done = clamped_rows = missing = 0
     with engine.begin() as conn:
         rows = conn.execute(sa.text(
             "SELECT source_id, phot_g_mean_mag, nu_eff_used_in_astrometry, pseudocolour, ecl_lat, "
             "astrometric_params_solved FROM gaia_source "
             "WHERE source_id IN (SELECT source_id FROM xmatch_lamost_gaia)")).all()
         cur = conn.connection.driver_connection.cursor()
-        cur.execute("CREATE TEMP TABLE zpt_stage (source_id bigint, zp real, ok boolean) ON COMMIT DROP")
+        cur.execute("CREATE TEMP TABLE zpt_stage (source_id bigint, zp real, valid boolean, clamped boolean) "
+                    "ON COMMIT DROP")
         for start in range(0, len(rows), chunk):
             block = np.array(rows[start:start + chunk], dtype=object)
-            values = [np.asarray(block[:, i], dtype=float) for i in range(1, 6)]
-            solved = np.nan_to_num(values[4], nan=0).astype(int)
-            usable = np.isin(solved, (31, 95)) & np.isfinite(values[0]) & np.isfinite(values[3])
-            zp = np.full(len(block), np.nan)
-            if usable.any():
-                # _warnings=False: outside 6 < G < 21 or the colour range the package returns NaN, not an
-                # extrapolation; we store that as NULL with zpt_valid = false.
-                zp[usable] = zpt.get_zpt(values[0][usable], values[1][usable], values[2][usable],
-                                         values[3][usable], solved[usable], _warnings=False)
-            ok = np.isfinite(zp)
+            g, nu, pc, lat = (np.asarray(block[:, i], dtype=float) for i in range(1, 5))
+            solved = np.nan_to_num(np.asarray(block[:, 5], dtype=float), nan=0).astype(int)
+            zp, clamped = zpt_values(g, nu, pc, lat, solved)
+            has = np.isfinite(zp)
             with cur.copy("COPY zpt_stage FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "float4", "bool"])
-                for sid, value, good in zip(block[:, 0], zp, ok, strict=True):
-                    copy.write_row((int(sid), float(value) if good else None, bool(good)))
+                copy.set_types(["int8", "float4", "bool", "bool"])
+                for sid, value, ok, cl in zip(block[:, 0], zp, has, clamped, strict=True):
+                    # zpt_valid: a value inside the calibrated range; zpt_clamped: NULL where no value
+                    copy.write_row((int(sid), float(value) if ok else None, bool(ok and not cl),
+                                    bool(cl) if ok else None))
             done += len(block)
-            invalid += int((~ok).sum())
-        cur.execute("UPDATE gaia_source g SET parallax_zeropoint = z.zp, zpt_valid = z.ok "
-                    "FROM zpt_stage z WHERE g.source_id = z.source_id")
-    return done, invalid
+            clamped_rows += int(clamped.sum())
+            missing += int((~has).sum())
+        cur.execute("UPDATE gaia_source g SET parallax_zeropoint = z.zp, zpt_valid = z.valid, "
+                    "zpt_clamped = z.clamped FROM zpt_stage z WHERE g.source_id = z.source_id")
+    return done, clamped_rows, missing
 
 
 def run_xmatch(engine: Engine, apogee_radius: float = 1.0, gaia_radius: float = 3.0,
@@ -139,11 +183,12 @@ def run_xmatch(engine: Engine, apogee_radius: float = 1.0, gaia_radius: float = 
             t0 = time.perf_counter()
             summary.pairs[table], summary.matched[table] = match(engine, table, radius, run_id, jobs)
             summary.seconds[table] = time.perf_counter() - t0
-        summary.zeropoints, summary.zeropoints_invalid = zeropoints(engine)
+        summary.zeropoints, summary.zeropoints_clamped, summary.zeropoints_invalid = zeropoints(engine)
         status = "done"
     finally:
         with engine.begin() as conn:
             runs.finish(conn, run_id, {"pairs": summary.pairs, "matched": summary.matched,
                                        "zeropoints": summary.zeropoints,
+                                       "zeropoints_clamped": summary.zeropoints_clamped,
                                        "zeropoints_invalid": summary.zeropoints_invalid}, status=status)
     return summary

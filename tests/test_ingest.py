@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
+from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables for the loader
 from catalogdb.errors import BadInput
-from catalogdb.load import IngestSummary, encode_binary, ingest_files, load_spec, sources, units_match
+from catalogdb.load import IngestSummary, encode_binary, file_unit_scale, ingest_files, load_spec, sources, units_match
 from catalogdb.readers import detect_format
 from conftest import FIXTURES, create_database
 
@@ -187,6 +188,15 @@ def test_units_match(found, ok):
     assert units_match(found, spec[col]) is ok
 
 
+@pytest.mark.parametrize("found,expect", [(None, ("kpc", 1000.0)), ("kpc", ("kpc", 1000.0)), ("pc", ("pc", 1.0)),
+                                          ("Mpc", ("Mpc", 1e6)), ("mag", None), ("km/s", None)])
+def test_file_unit_scale(found, expect):
+    """StarHorse writes kpc: the file's own unit wins, the spec's stands in where the file states none."""
+    dist50 = {c.name: c for c in load_spec("starhorse").columns}["dist50_pc"]
+    got = file_unit_scale(found, dist50, "pc")
+    assert got == (expect if expect is None else (expect[0], pytest.approx(expect[1], rel=1e-12)))
+
+
 def test_binary_encoder_layout():
     table = pa.table({"a": pa.array([1, None], pa.int16()), "s": pa.array(["xy", None]),
                       "d": pa.array([0, 10957], pa.date32())})
@@ -263,6 +273,211 @@ def test_apogee_refuses_votable(db, tmp_path):
     path = write(table, units, tmp_path / "allstar.vot", "votable")
     with pytest.raises(BadInput, match=r"allstar.vot: is a votable file; apogee-allstar accepts fits"):
         ingest_files(db, "apogee-allstar", [path])
+
+
+# --- the surveys' own file layouts (column names, case, types, units and array columns of their data models) --
+
+def fits_file(path: Path, columns: list[tuple[str, str, object, str | None]]) -> Path:
+    """A FITS binary table in HDU 1 with exactly these columns: (name, TFORM, values, TUNIT or None)."""
+    cols = [fits.Column(name=n, format=f, array=np.asarray(v), unit=u) for n, f, v, u in columns]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
+    return path
+
+
+def dr17_allstar(path: Path) -> Path:
+    """Six allStar rows in the DR17 data model's layout; row 5 is a duplicate (EXTRATARG bit 4) of row 0."""
+    n = 6
+    ids = ["2M00000002+7417074", "2M00000019-1924498", "2M00000032+5737103", "2M00000068+5710233",
+           "2M00000133+5721163", "2M00000002+7417074"]
+    fields = ["120+12", "060-75", "N7789", "N7789", "N7789", "118+10"]
+    tel = ["apo25m", "lco25m", "apo25m", "apo25m", "apo1m", "apo25m"]
+    teff = np.array([5800.5, 4500.25, np.nan, 6100.0, 5200.0, 5810.0], np.float32)
+    rng = np.random.default_rng(1)
+    return fits_file(path, [
+        ("FILE", "64A", [f"apStar-dr17-{i}.fits" for i in ids], None), ("APOGEE_ID", "30A", ids, None),
+        ("APSTAR_ID", "71A", [f"apogee.{t}.stars.{f}.{i}" for t, f, i in zip(tel, fields, ids, strict=True)], None),
+        ("TELESCOPE", "6A", tel, None), ("LOCATION_ID", "J", np.arange(n, dtype=np.int32), None),
+        ("FIELD", "20A", fields, None), ("RA", "D", np.array([0.0083, 0.0795, 0.1334, 0.2833, 0.5554, 0.0083]),
+                                         "degrees"),
+        ("DEC", "D", np.array([74.2854, -19.4138, 57.6195, 57.1731, 57.3545, 74.2854]), "degrees"),
+        ("SNR", "E", np.array([120, 85, 40, 300, 55, 60], np.float32), None),
+        ("STARFLAG", "K", np.array([0, 1 << 3, 0, 0, 1 << 17, 0], np.int64), None),
+        ("STARFLAGS", "132A", ["", "BRIGHT_NEIGHBOR", "", "", "RV_WARN", ""], None),
+        ("ASPCAPFLAG", "K", np.array([0, 0, 1 << 23, 0, 0, 0], np.int64), None),
+        ("GAIAEDR3_SOURCE_ID", "K", 10**18 + np.arange(n, dtype=np.int64), None),
+        ("FPARAM", "9E", rng.normal(size=(n, 9)).astype(np.float32), None),
+        ("FPARAM_COV", "81E", rng.normal(size=(n, 81)).astype(np.float32), None),
+        ("PARAMFLAG", "9K", np.zeros((n, 9), np.int64), None),
+        ("FELEM_ERR", "27D", rng.normal(size=(n, 27)), None),
+        ("X_H", "27E", rng.normal(size=(n, 27)).astype(np.float32), None),
+        ("EXTRATARG", "J", np.array([0, 0, 1, 0, 8, 16], np.int32), None),
+        ("TEFF", "E", teff, "K"), ("TEFF_ERR", "E", np.full(n, 60.0, np.float32), "K"),
+        ("LOGG", "E", np.array([4.4, 2.5, np.nan, 4.2, 4.6, 4.41], np.float32), "log (cgs)"),
+        ("LOGG_ERR", "E", np.full(n, 0.05, np.float32), "log (cgs)"),
+        ("M_H", "E", np.full(n, -0.1, np.float32), "dex"), ("M_H_ERR", "E", np.full(n, 0.01, np.float32), "dex"),
+        ("FE_H", "E", np.array([-0.12, -0.5, np.nan, 0.1, 0.0, -0.11], np.float32), "dex"),
+        ("FE_H_ERR", "E", np.full(n, 0.01, np.float32), "dex"),
+        ("VISIT_PK", "100J", np.zeros((n, 100), np.int32), None),
+    ])
+
+
+STARHORSE_DIST = {q: np.array([0.31, 1.2345, 7.5, np.nan], np.float32) * np.float32(f)
+                  for q, f in (("05", 0.9), ("16", 0.95), ("50", 1.0), ("84", 1.05), ("95", 1.1))}
+
+
+def dr17_starhorse(path: Path, dist_unit: str | None = "kpc") -> Path:
+    """Four StarHorse DR17 rows as the VAC writes them: one per APOGEE_ID, no TELESCOPE/FIELD, distances in kpc."""
+    ids = ["2M00000002+7417074", "2M00000019-1924498", "2M00000032+5737103", "2M00000068+5710233"]
+    pct = [(f"{p}{q}", np.full(4, v, np.float32)) for p, v in (("mass", 1.0), ("teff", 5000), ("logg", 3.0),
+                                                               ("met", -0.2)) for q in ("16", "50", "84")]
+    return fits_file(path, [
+        ("APOGEE_ID", "32A", ids, None),
+        ("ASPCAP_ID", "77A", [f"apogee.apo25m.synspec_rev1.F.{i}" for i in ids], None),
+        ("APSTAR_ID", "71A", [f"apogee.apo25m.stars.F.{i}" for i in ids], None),
+        ("EDR3_source_id", "K", 10**18 + np.arange(4, dtype=np.int64), None),
+        ("glon", "D", np.array([120.1, 60.2, 114.5, 114.6]), "deg"),
+        ("glat", "D", np.array([12, -75, -4, -5.0]), "deg"),
+        ("ra", "D", np.array([0.01, 0.08, 0.13, 0.28]), "deg"),
+        ("dec", "D", np.array([74.3, -19.4, 57.6, 57.2]), "deg"),
+        *[(name, "E", v, None) for name, v in pct],
+        *[(f"dist{q}", "E", STARHORSE_DIST[q], dist_unit) for q in ("05", "16", "50", "84", "95")],
+        *[(f"AV{q}", "E", np.full(4, 0.3, np.float32), "mag") for q in ("05", "16", "50", "84", "95")],
+        ("StarHorse_INPUTFLAGS", "80A", ["TEFF, LOGG, MET, PARALLAX"] * 4, None),
+        ("StarHorse_OUTPUTFLAGS", "80A", [""] * 4, None),
+    ])
+
+
+def real_layout(source: str, tmp_path: Path) -> tuple[Path, str, dict]:
+    """A small file of `source` in its survey's layout, the query reading it back and what it must return."""
+    if source == "apogee-allstar":
+        path = dr17_allstar(tmp_path / "allStar-dr17-synspec_rev1.fits")
+        return path, ("select apogee_id, telescope, field, teff, logg, extratarg from apogee_star "
+                      "where apogee_id = '2M00000002+7417074' order by field"), {
+            ("2M00000002+7417074", "apo25m", "118+10"): (np.float32(5810.0), np.float32(4.41), 16),
+            ("2M00000002+7417074", "apo25m", "120+12"): (np.float32(5800.5), np.float32(4.4), 0)}
+    if source == "starhorse":
+        path = dr17_starhorse(tmp_path / "APOGEE_DR17_EDR3_STARHORSE_v2.fits")
+        return path, "select apogee_id, telescope, field, dist50_pc from apogee_starhorse where dist50_pc < 1000", {
+            ("2M00000002+7417074", None, None): (np.float32(np.float64(STARHORSE_DIST["50"][0]) * 1000),)}
+    if source == "distmass":
+        ids = ["2M00000002+7417074", "2M00000019-1924498", "2M00000032+5737103"]
+        path = fits_file(tmp_path / "APOGEE_DistMass-DR17_v1.6.1.fits", [
+            ("APOGEE_ID", "18A", ids, None), ("TELESCOPE", "6A", ["apo25m", "lco25m", "apo25m"], None),
+            ("FIELD", "20A", ["120+12", "060-75", "N7789"], None),
+            ("TEFF", "E", np.array([4800, 4600, 5000], np.float32), "K"),
+            ("LOGG", "E", np.full(3, 2.5, np.float32), None),
+            ("M_H", "E", np.zeros(3, np.float32), None),
+            ("WEIGHTED_DIST", "E", np.array([1523.5, np.nan, 812.25], np.float32), "pc"),
+            ("WEIGHTED_DIST_ERR", "E", np.array([150.0, np.nan, 80.0], np.float32), "pc"),
+            ("MASS", "E", np.array([1.1, np.nan, 0.9], np.float32), "Msun"),
+            ("AGE_COR_SS", "E", np.full(3, 4e9, np.float32), "yr"),
+            ("AGE_ERR", "2E", np.full((3, 2), 0.1, np.float32), None),
+            ("BITMASK", "K", np.array([0, 2, 0], np.int64), None)])
+        return path, "select apogee_id, telescope, field, weighted_dist, mass from apogee_distmass order by 1", {
+            ("2M00000002+7417074", "apo25m", "120+12"): (np.float32(1523.5), np.float32(1.1)),
+            ("2M00000019-1924498", "lco25m", "060-75"): (None, None),
+            ("2M00000032+5737103", "apo25m", "N7789"): (np.float32(812.25), np.float32(0.9))}
+    if source == "astronn":
+        ids = ["2M00000002+7417074", "2M00000019-1924498"]
+        path = fits_file(tmp_path / "apogee_astroNN-DR17.fits", [
+            ("APOGEE_ID", "18A", ids, None), ("TELESCOPE", "6A", ["apo25m", "lco25m"], None),
+            ("FIELD", "20A", ["120+12", "060-75"], None), ("RA", "D", np.array([0.0083, 0.0795]), None),
+            ("DEC", "D", np.array([74.2854, -19.4138]), None), ("TEFF", "E", np.array([4800, 4600], np.float32), None),
+            ("TEFF_ERR", "E", np.full(2, 30, np.float32), None), ("FE_H", "E", np.zeros(2, np.float32), None),
+            ("FE_H_ERR", "E", np.full(2, 0.02, np.float32), None),
+            ("dist", "D", np.array([2010.0, -9999.0]), None), ("dist_error", "D", np.array([200.0, -9999.0]), None),
+            ("nn_parallax", "D", np.array([0.5, np.nan]), None), ("fakemag", "D", np.array([120.0, np.nan]), None),
+            ("weighted_dist", "D", np.array([2001.25, -9999.0]), None),
+            ("weighted_dist_error", "D", np.array([180.5, -9999.0]), None),
+            ("age", "D", np.array([3.2, np.nan]), None), ("galr", "D", np.array([9.1, 8.0]), None)])
+        return path, "select apogee_id, telescope, field, weighted_dist, weighted_dist_error from apogee_astronn", {
+            ("2M00000002+7417074", "apo25m", "120+12"): (np.float32(2001.25), np.float32(180.5)),
+            ("2M00000019-1924498", "lco25m", "060-75"): (None, None)}
+    if source == "galah-dr3":
+        path = fits_file(tmp_path / "GALAH_DR3_main_allstar_v2.fits", [
+            ("star_id", "16A", ["00000002+7417074", "00000019-1924498"], None),
+            ("sobject_id", "K", np.array([131116000501002, 140710003401150]), None),
+            ("source_id", "K", np.array([5, 6]), None), ("dr3_source_id", "K", np.array([10**18, 10**18 + 1]), None),
+            ("ra_dr2", "D", np.array([0.0083, np.nan]), "deg"), ("dec_dr2", "D", np.array([74.2854, np.nan]), "deg"),
+            ("snr_c3_iraf", "D", np.array([45.5, 12.0]), None), ("flag_repeat", "K", np.array([0, 1]), None),
+            ("teff", "E", np.array([5750.0, np.nan], np.float32), "K"), ("e_teff", "D", np.array([90.0, np.nan]), "K"),
+            ("logg", "E", np.array([4.3, np.nan], np.float32), "log(cm s-2)"),
+            ("e_logg", "D", np.array([0.2, np.nan]), "log(cm s-2)"),
+            ("fe_h", "E", np.array([-0.25, np.nan], np.float32), None), ("e_fe_h", "D", np.array([0.1, np.nan]), None),
+            ("flag_fe_h", "K", np.array([0, 1]), None), ("flag_sp", "K", np.array([0, 512]), None),
+            ("red_flag", "K", np.array([0, 0]), None), ("vbroad", "E", np.array([5.0, np.nan], np.float32), "km s-1")])
+        return path, "select sobject_id, dr3_source_id, ra, teff, logg, flag_sp from galah_star order by 1", {
+            (131116000501002, 10**18): (0.0083, np.float32(5750.0), np.float32(4.3), 0),
+            (140710003401150, 10**18 + 1): (None, None, None, 512)}
+    raise ValueError(source)
+
+
+@pytest.mark.parametrize("source", ["apogee-allstar", "starhorse", "distmass", "astronn", "galah-dr3"])
+def test_real_layouts_go_in(db, tmp_path, source):
+    path, sql, expected = real_layout(source, tmp_path)
+    with fits.open(path) as hdul:
+        n = hdul[1].header["NAXIS2"]
+    s = ingest_files(db, source, [path])
+    assert (s.read, s.inserted, s.rejected) == (n, n, 0)
+    width = len(next(iter(expected)))
+    got = {tuple(r[:width]): tuple(r[width:]) for r in fetch(db, sql)}
+    assert set(got) == set(expected)
+
+    def same(value, want) -> bool:  # REAL columns compare as float32, the rest exactly
+        if want is None or value is None:
+            return value is want
+        return np.float32(value) == want if isinstance(want, np.float32) else value == want
+
+    for key, want in expected.items():
+        assert all(same(v, w) for v, w in zip(got[key], want, strict=True)), (key, got[key], want)
+
+
+def test_starhorse_kpc_is_stored_in_pc_and_recorded(db, tmp_path):
+    path = dr17_starhorse(tmp_path / "APOGEE_DR17_EDR3_STARHORSE_v2.fits")
+    s = ingest_files(db, "starhorse", [path])
+    assert (s.read, s.inserted) == (4, 4)
+    stored = {r.apogee_id: r for r in fetch(db, "select * from apogee_starhorse")}
+    for i, apogee_id in enumerate(sorted(stored)):
+        for q in ("16", "50", "84"):
+            value, kpc = getattr(stored[apogee_id], f"dist{q}_pc"), STARHORSE_DIST[q][i]
+            if np.isnan(kpc):
+                assert value is None
+            else:  # x 1000 in float64, stored REAL
+                assert np.float32(value) == np.float32(np.float64(kpc) * 1000.0), (apogee_id, q)
+    assert stored["2M00000019-1924498"].dist50_pc == pytest.approx(1234.5, rel=1e-6)
+    expected = [{"file": str(path), "column": f"dist{q}", "table_column": f"apogee_starhorse.dist{q}_pc", "from": "kpc",
+                 "to": "pc", "factor": 1000.0, "unit_from": "file"} for q in ("50", "16", "84")]
+    assert s.unit_conversions == expected
+    assert ("unit conversion", "APOGEE_DR17_EDR3_STARHORSE_v2.fits: dist50 kpc -> pc (x 1000) into "
+                               "apogee_starhorse.dist50_pc") in s.rows()
+    run = fetch(db, "select parameters, inputs from run")[0]
+    assert run.parameters["unit_conversions"] == expected
+    assert run.inputs[0]["unit_conversions"] == expected
+    # the same file again is skipped; the stored values written in pc take no conversion and change nothing
+    assert ingest_files(db, "starhorse", [path]).skipped_files == 1
+    in_pc = {q: (STARHORSE_DIST[q].astype(np.float64) * 1000).astype(np.float32) for q in ("16", "50", "84")}
+    pc = fits_file(tmp_path / "sh_pc.fits", [("APOGEE_ID", "32A", sorted(stored), None)]
+                   + [(f"dist{q}", "E", in_pc[q], "pc") for q in ("16", "50", "84")])
+    again = ingest_files(db, "starhorse", [pc])
+    assert (again.unit_conversions, again.inserted, again.updated, again.unchanged) == ([], 0, 0, 4)
+
+
+def test_starhorse_csv_without_units_takes_the_specs_kpc(db, tmp_path):
+    path = tmp_path / "starhorse.csv"
+    path.write_text("APOGEE_ID,dist50\n2M00000002+7417074,1.5\n")
+    s = ingest_files(db, "starhorse", [path])
+    assert count(db, "select dist50_pc from apogee_starhorse") == 1500.0
+    assert [(c["from"], c["factor"], c["unit_from"]) for c in s.unit_conversions] == [
+        ("kpc", 1000.0, "spec (the file states no unit)")]
+
+
+def test_unit_that_is_no_multiple_is_an_error_and_nothing_is_written(db, tmp_path):
+    path = dr17_starhorse(tmp_path / "sh_mag.fits", dist_unit="mag")
+    with pytest.raises(BadInput, match=r"sh_mag.fits: column dist50 has unit 'mag', which is not 'pc' or a multiple "
+                                       r"of it; expected 'kpc' for apogee_starhorse.dist50_pc"):
+        ingest_files(db, "starhorse", [path])
+    assert count(db, "select count(*) from apogee_starhorse") == 0
+    assert count(db, "select count(*) from run") == 0
 
 
 # --- idempotency, updates, atomicity --------------------------------------------------------------------
@@ -358,8 +573,9 @@ def test_bad_files(db, tmp_path):
     cases.append((empty, r"empty.csv: the file is empty"))
     missing = write(table.drop_columns(["parallax", "bp_rp"]), units, tmp_path / "nopar.csv", "csv")
     cases.append((missing, r"nopar.csv: missing required columns parallax, bp_rp; expected a Gaia DR3"))
-    units_bad = write(table, {**units, "distance_gspphot": "kpc"}, tmp_path / "kpc.ecsv", "ecsv")
-    cases.append((units_bad, r"kpc.ecsv: column distance_gspphot has unit 'kpc'; expected 'pc'"))
+    units_bad = write(table, {**units, "distance_gspphot": "mag"}, tmp_path / "mag.ecsv", "ecsv")
+    cases.append((units_bad, r"mag.ecsv: column distance_gspphot has unit 'mag', which is not 'pc' or a multiple "
+                             r"of it; expected 'pc' for gaia_source.distance_gspphot"))
     cases.append((tmp_path / "nothere.csv", r"nothere.csv: no such file"))
     for path, message in cases:
         with pytest.raises(BadInput, match=message):
@@ -469,6 +685,26 @@ def test_mock_survey_files(db, mock_survey):
         assert hdul[1].columns["PARAM"].format.repeat > 1  # an array column the loader never reads
         assert count(db, "select count(*) from apogee_star where teff is null") == int(
             np.isnan(hdul[1].data["TEFF"]).sum())
+
+
+def test_mock_comparison_files(db, mock_survey):
+    from catalogdb.mock.comparisons import SOURCES
+
+    for source, name in SOURCES.items():
+        with fits.open(mock_survey / name) as hdul:
+            n = hdul[1].header["NAXIS2"]
+        s = ingest_files(db, source, [mock_survey / name])
+        assert (s.read, s.inserted, s.rejected) == (n, n, 0), source
+        # only StarHorse writes another unit than the table's: its kpc distances
+        assert [c["column"] for c in s.unit_conversions] == (["dist50", "dist16", "dist84"]
+                                                             if source == "starhorse" else []), source
+    with fits.open(mock_survey / SOURCES["starhorse"]) as hdul:
+        data = hdul[1].data
+        kpc = dict(zip(np.char.strip(data["APOGEE_ID"].astype(str)), data["dist50"], strict=True))
+    stored = dict(fetch(db, "select apogee_id, dist50_pc from apogee_starhorse"))
+    assert stored.keys() == kpc.keys()
+    assert all((stored[k] is None) == bool(np.isnan(v)) for k, v in kpc.items())
+    assert all(np.float32(stored[k]) == np.float32(np.float64(v) * 1000) for k, v in kpc.items() if np.isfinite(v))
 
 
 # --- the command line: exit codes, one-line errors, SIGKILL half-way ----------------------------------------

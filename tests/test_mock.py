@@ -12,8 +12,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from catalogdb.mock import comparisons, write_survey
 from catalogdb.mock import write as mwrite
-from catalogdb.mock import write_survey
+from catalogdb.xmatch import zpt_values
 from conftest import FIXTURES
 
 LRS = sorted((FIXTURES / "lamost_lrs").glob("37*.fits"))
@@ -155,6 +156,51 @@ def test_gaia_and_bailer_jones_files(survey, tables):
     good = good[good["parallax_over_error"] > 20]
     # at parallax_over_error > 20 the posterior median is 1/parallax to O((sigma/parallax)^2): ~0.2% here
     assert np.median(np.abs(good["r_med_geo"] * (good["parallax"] - good["parallax_zeropoint"]) / 1000 - 1)) < 0.01
+
+
+def test_injected_zero_points_are_the_packages_values_for_every_solution(tables):
+    gaia, truth = tables["gaia"], tables["truth"]
+    solved = gaia["astrometric_params_solved"].to_numpy()
+
+    def f32(column: str) -> np.ndarray:  # the CSV's float32 values, as gaia_source stores them
+        return gaia[column].to_numpy(dtype=np.float32).astype(float)
+
+    zp, clamped = zpt_values(f32("phot_g_mean_mag"), f32("nu_eff_used_in_astrometry"), f32("pseudocolour"),
+                             gaia["ecl_lat"].to_numpy(), solved)
+    astrometric = np.isin(solved, (31, 95))
+    assert np.isfinite(zp[astrometric]).all()  # no 5-p or 6-p row is left without a zero point
+    # real 6-p pseudocolours spread beyond 1.24-1.72: some rows take the package's clamped value
+    assert 0 < clamped[solved == 95].sum() < (solved == 95).sum()
+    injected = gaia[["source_id"]].merge(truth[["source_id", "parallax_zeropoint"]], on="source_id", how="left")
+    known = astrometric & injected["parallax_zeropoint"].notna().to_numpy()  # field stars have no truth row
+    assert known.sum() > 1000
+    # the package rounds to 1e-6 mas; the file's float32 inputs move a value by at most one such step
+    np.testing.assert_allclose(zp[known], injected["parallax_zeropoint"].to_numpy()[known], rtol=0, atol=1.5e-6)
+
+
+def test_starhorse_file_has_the_dr17_layout(survey, tables):
+    out, _ = survey
+    with fits.open(out / comparisons.STARHORSE_FILE) as h:
+        h.verify("exception")
+        cols = h[1].columns
+        sh = Table(h[1].data).to_pandas()
+    names = set(cols.names)
+    assert {"APOGEE_ID", "ASPCAP_ID", "APSTAR_ID", "EDR3_source_id", "dist05", "dist16", "dist50", "dist84",
+            "dist95", "AV50", "StarHorse_INPUTFLAGS"} <= names
+    assert not names & {"TELESCOPE", "FIELD", "dist50_pc"}  # DR17 StarHorse has one row per star, distances in kpc
+    assert {cols[f"dist{q}"].unit for q in ("05", "16", "50", "84", "95")} == {"kpc"}
+    ids = sh["APOGEE_ID"].astype(str).str.strip()
+    assert ids.is_unique
+    with fits.open(out / mwrite.APOGEE_FILE) as h:
+        allstar = h[1].data
+        primary = set(np.char.strip(allstar["APOGEE_ID"][(allstar["EXTRATARG"] & 16) == 0].astype(str)))
+    assert set(ids) <= primary and len(ids) > 0.9 * len(primary)  # ~4 % of the stars are missing, as in the VAC
+    truth = tables["truth"].set_index("apogee_id")
+    d = sh.assign(apogee_id=ids).join(truth["distance_pc"], on="apogee_id").dropna(subset=["dist50", "distance_pc"])
+    assert len(d) > 100
+    # kpc: true / (1000 dist50) averages 1 + 0.07 (DISTANCE_MODEL), 6 % scatter
+    assert np.mean(d["distance_pc"] / (1000 * d["dist50"])) == pytest.approx(1.07, abs=0.02)
+    assert ((d["dist05"] < d["dist16"]) & (d["dist16"] < d["dist50"]) & (d["dist84"] < d["dist95"])).all()
 
 
 def test_apogee_file(survey, tables):

@@ -2,9 +2,10 @@
 
 Distances: the APOGEE DR17 value-added catalogues StarHorse (Queiroz et al. 2018, 2020), DistMass
 (Stone-Martinez et al. 2024) and astroNN (Leung & Bovy 2019b); stellar parameters: GALAH DR3 (Buder et
-al. 2021). The APOGEE catalogues are keyed like allStar (APOGEE_ID, TELESCOPE, FIELD); GALAH DR3 by
-sobject_id and joined to the final catalogue by its Gaia DR3 source_id (dr3_source_id). Migration 0007
-creates the tables and the comparison views. Importing this module registers the tables on `metadata`.
+al. 2021). DistMass and astroNN are keyed like allStar (APOGEE_ID, TELESCOPE, FIELD), StarHorse by APOGEE_ID
+alone (migration 0011); GALAH DR3 by sobject_id and joined to the final catalogue by its Gaia DR3 source_id
+(dr3_source_id). Migration 0007 creates the tables and the comparison views. Importing this module registers
+the tables on `metadata`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ def _apogee_key() -> list[sa.Column]:
 apogee_starhorse = sa.Table(
     "apogee_starhorse",
     metadata,
-    *_apogee_key(),
-    col("dist16_pc", F4, "pc", "pos.distance;stat.min", "StarHorse 16th percentile of the distance posterior"),
-    col("dist50_pc", F4, "pc", "pos.distance;stat.median", "StarHorse median distance (dist50)"),
-    col("dist84_pc", F4, "pc", "pos.distance;stat.max", "StarHorse 84th percentile of the distance posterior"),
-    comment="APOGEE DR17 StarHorse value-added catalogue (Queiroz et al. 2018, 2020): Bayesian isochrone "
-            "distances",
+    # StarHorse DR17 has one row per star (APOGEE_ID) and no TELESCOPE or FIELD column (migration 0011)
+    col("apogee_id", sa.Text, None, "meta.id;meta.main", "APOGEE object name (APOGEE_ID)", primary_key=True),
+    col("telescope", sa.Text, None, "instr.tel", "APOGEE telescope; NULL for StarHorse DR17, which has none"),
+    col("field", sa.Text, None, "meta.id", "APOGEE field name; NULL for StarHorse DR17, which has none"),
+    col("dist16_pc", F4, "pc", "pos.distance;stat.min",
+        "StarHorse 16th percentile of the distance posterior (file column dist16, kpc)"),
+    col("dist50_pc", F4, "pc", "pos.distance;stat.median", "StarHorse median distance (file column dist50, kpc)"),
+    col("dist84_pc", F4, "pc", "pos.distance;stat.max",
+        "StarHorse 84th percentile of the distance posterior (file column dist84, kpc)"),
+    comment="APOGEE DR17 StarHorse value-added catalogue (Queiroz et al. 2018, 2020, 2023): Bayesian isochrone "
+            "distances, one row per APOGEE_ID",
 )
 
 apogee_distmass = sa.Table(

@@ -143,9 +143,16 @@ gaia_source = sa.Table(
     col("logg_gspphot", F4, "dex", "phys.gravity", "Surface gravity from GSP-Phot"),
     col("mh_gspphot", F4, "dex", "phys.abund.Z", "Iron abundance from GSP-Phot"),
     col("parallax_zeropoint", F4, "mas", "pos.parallax;arith.zp",
-        "Lindegren et al. (2021) parallax zero point; NULL outside its validity range"),
+        "Lindegren et al. (2021) parallax zero point from gaiadr3-zeropoint (zpt.get_zpt), its value also outside "
+        "the calibrated range (see zpt_clamped); NULL where the package gives none (2-parameter solution, a "
+        "missing input) or before computed"),
     col("zpt_valid", sa.Boolean, None, "meta.code.qual",
-        "True when the zero point is within 6 < G < 21 and its colour range; NULL before computed"),
+        "True when the zero point is computed inside the calibrated range (6 < G < 21; 1.1 < nu_eff < 1.9 for "
+        "5-p, 1.24 < pseudocolour < 1.72 for 6-p solutions), false otherwise; NULL before computed"),
+    col("zpt_clamped", sa.Boolean, None, "meta.code.qual",
+        "True when an input lay outside the calibrated range and the zero point is the package's value there "
+        "(held at G = 6 or 21 and at the pseudocolour limits, continued linearly in nu_eff); false inside; NULL "
+        "where the package gives no value or before computed"),
     q3c_index("gaia_source"),
     comment="Gaia DR3 gaia_source rows",
 )
@@ -182,7 +189,8 @@ apogee_star = sa.Table(
     col("m_h_err", F4, "dex", "stat.error;phys.abund.Z", "Uncertainty of M_H"),
     col("starflag", sa.BigInteger, None, "meta.code.qual", "STARFLAG bits"),
     col("aspcapflag", sa.BigInteger, None, "meta.code.qual", "ASPCAPFLAG bits"),
-    col("extratarg", sa.Integer, None, "meta.code", "EXTRATARG bits (0 = main survey, not a duplicate)"),
+    col("extratarg", sa.Integer, None, "meta.code",
+        "EXTRATARG bits (0 = main survey; bit 4 = 16: duplicate, not the highest-S/N entry of this APOGEE_ID)"),
     col("gaiaedr3_source_id", sa.BigInteger, None, "meta.id.cross", "Gaia EDR3 source_id given by APOGEE"),
     q3c_index("apogee_star"),
     comment="APOGEE DR17 allStar rows",
@@ -196,10 +204,15 @@ xmatch_lamost_apogee = sa.Table(
     col("telescope", sa.Text, None, "instr.tel", "APOGEE telescope", primary_key=True),
     col("field", sa.Text, None, "meta.id", "APOGEE field", primary_key=True),
     col("sep_arcsec", F8, "arcsec", "pos.angDistance", "Angular separation", nullable=False),
-    col("rank", sa.SmallInteger, None, "meta.number", "1 for the nearest match of this obsid", nullable=False),
-    col("best", sa.Boolean, None, "meta.code", "True for the nearest match", nullable=False),
+    col("rank", sa.SmallInteger, None, "meta.number",
+        "Order of the matches of this obsid: primary allStar entries before duplicates (EXTRATARG bit 4), then by "
+        "separation, then by (apogee_id, telescope, field)", nullable=False),
+    col("best", sa.Boolean, None, "meta.code",
+        "True for rank 1: the nearest primary entry (a duplicate entry only when no primary one is in the radius)",
+        nullable=False),
     col("run_id", sa.BigInteger, None, "meta.id", "Crossmatch run", nullable=False),
-    comment="LAMOST x APOGEE pairs within the crossmatch radius (1 arcsec in the paper)",
+    comment="LAMOST x APOGEE pairs within the crossmatch radius (1 arcsec in the paper); a duplicate allStar entry "
+            "of a star never wins over its primary entry",
 )
 
 xmatch_lamost_gaia = sa.Table(
@@ -208,8 +221,9 @@ xmatch_lamost_gaia = sa.Table(
     col("obsid", sa.BigInteger, None, "meta.id", "LAMOST obsid", primary_key=True),
     col("source_id", sa.BigInteger, None, "meta.id.cross", "Gaia DR3 source_id", primary_key=True),
     col("sep_arcsec", F8, "arcsec", "pos.angDistance", "Angular separation", nullable=False),
-    col("rank", sa.SmallInteger, None, "meta.number", "1 for the nearest match of this obsid", nullable=False),
-    col("best", sa.Boolean, None, "meta.code", "True for the nearest match", nullable=False),
+    col("rank", sa.SmallInteger, None, "meta.number",
+        "Order of the matches of this obsid: by separation, then by source_id", nullable=False),
+    col("best", sa.Boolean, None, "meta.code", "True for rank 1: the nearest match", nullable=False),
     col("run_id", sa.BigInteger, None, "meta.id", "Crossmatch run", nullable=False),
     comment="LAMOST x Gaia DR3 pairs within the crossmatch radius (3 arcsec in the paper)",
 )

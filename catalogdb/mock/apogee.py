@@ -13,6 +13,7 @@ import numpy as np
 from catalogdb.mock.lamost import _digits, _join
 
 STAR_BAD = 1 << 23
+DUPLICATE = 1 << 4  # EXTRATARG bit 4: "Non-primary (not highest S/N) duplicate"
 
 APOGEE_DTYPE = np.dtype([
     ("APOGEE_ID", "S18"), ("TELESCOPE", "S6"), ("FIELD", "S12"), ("RA", ">f8"), ("DEC", ">f8"),
@@ -25,12 +26,12 @@ UNITS = {"RA": "deg", "DEC": "deg", "GLON": "deg", "GLAT": "deg", "TEFF": "K", "
 
 
 def apogee_ids(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """2MASS-style identifiers 2Mhhmmsss+ddmmsss."""
+    """2MASS-style identifiers 2Mhhmmssss+ddmmsss (RA to 0.01 s, Dec to 0.1 arcsec), as APOGEE_ID writes them."""
     n = len(ra)
     cs = np.floor(np.asarray(ra) / 15.0 * 360_000).astype(np.int64) % (24 * 360_000)
     ds = np.floor(np.abs(dec) * 36_000).astype(np.int64)
     sign = np.where(np.asarray(dec) < 0, ord("-"), ord("+")).astype(np.uint8)[:, None]
-    return _join(["2", "M", _digits(cs // 360_000, 2), _digits(cs // 6000 % 60, 2), _digits(cs % 6000 // 10, 3),
+    return _join(["2", "M", _digits(cs // 360_000, 2), _digits(cs // 6000 % 60, 2), _digits(cs % 6000, 4),
                   sign, _digits(ds // 36_000, 2), _digits(ds // 600 % 60, 2), _digits(ds % 600, 3)], n)
 
 
@@ -96,6 +97,6 @@ def rows(rng: np.random.Generator, s: dict[str, np.ndarray], idx: np.ndarray, ga
     dup = np.flatnonzero(rng.random(n) < 0.02)
     extra = rec[dup].copy()
     extra["TELESCOPE"] = np.where(extra["TELESCOPE"] == b"apo25m", b"lco25m", b"apo25m")
-    extra["EXTRATARG"] = 1 << 4
+    extra["EXTRATARG"] = DUPLICATE
     extra["SNR"] *= 0.6
     return np.concatenate([rec, extra])

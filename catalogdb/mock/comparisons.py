@@ -5,14 +5,18 @@ DR3 for a southern, brighter subset of the LAMOST stars. Each has its own kind o
 so that the mean fractional difference (ours - theirs) / theirs of a perfect catalogue against each is
 the paper's (StarHorse +7 %, DistMass -4 %, astroNN -4 %):
 
-- StarHorse: isochrone distances, 6 % log-normal scatter, scaled so true / dist50 averages 1.07; rows
-  with a failed ASPCAP fit get no distance and ~4 % of allStar rows are missing from the file.
+- StarHorse: isochrone distances, 6 % log-normal scatter, scaled so true / dist50 averages 1.07; one row
+  per APOGEE_ID (the primary allStar entry, no TELESCOPE or FIELD, as in DR17), distances in kpc; stars
+  with a failed ASPCAP fit get no distance and ~4 % of the stars are missing from the file.
 - DistMass: 11 % scatter (the paper's quoted standard deviation), true / WEIGHTED_DIST averages 0.96;
   no distance for log g < 1 (outside its training set) or a failed ASPCAP fit.
 - astroNN: 8 % scatter, true / weighted_dist averages 0.96; ~1 % missing, written as -9999 or NaN.
 - GALAH DR3: Teff, log g, [Fe/H] with 50 K / 0.12 dex / 0.11 dex scatter and biases of +15 K,
   -0.05 dex, -0.02 dex; reported errors that reach beyond the paper's cuts; flag_sp, flag_fe_h and
-  red_flag set on some spectra (bad fits get NaN); ~10 % of stars observed twice (flag_repeat = 1).
+  red_flag set on some spectra (SME not finished, flag_sp 512, gets NaN); ~10 % of stars observed twice
+  (flag_repeat = 1).
+
+File names, column names and units follow the surveys' data models (see catalogdb/sources/*.toml).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catalogdb.mock.apogee import apogee_ids
+from catalogdb.mock.apogee import DUPLICATE, apogee_ids
 
-STARHORSE_FILE = "apogee/apogee_starhorse-DR17-v1.fits"
-DISTMASS_FILE = "apogee/apogee_distmass-DR17-v1.fits"
+STARHORSE_FILE = "apogee/APOGEE_DR17_EDR3_STARHORSE_v2.fits"
+DISTMASS_FILE = "apogee/APOGEE_DistMass-DR17_v1.6.1.fits"
 ASTRONN_FILE = "apogee/apogee_astroNN-DR17.fits"
 GALAH_FILE = "galah/GALAH_DR3_main_allstar_v2.fits"
 SOURCES = {"starhorse": STARHORSE_FILE, "distmass": DISTMASS_FILE, "astronn": ASTRONN_FILE,
@@ -37,8 +41,14 @@ GALAH_SCATTER = {"teff": 50.0, "logg": 0.12, "feh": 0.11}
 GALAH_BIAS = {"teff": 15.0, "logg": -0.05, "feh": -0.02}
 
 _KEY = [("APOGEE_ID", "S18"), ("TELESCOPE", "S6"), ("FIELD", "S12")]
-STARHORSE_DTYPE = np.dtype([*_KEY, ("dist16_pc", ">f4"), ("dist50_pc", ">f4"), ("dist84_pc", ">f4"),
-                            ("av50", ">f4"), ("mass50", ">f4")])
+# StarHorse DR17 (SDSS CAS apogee_starhorse): identifiers, then 5/16/50/84/95th percentiles; a subset here.
+STARHORSE_DTYPE = np.dtype([
+    ("APOGEE_ID", "S18"), ("ASPCAP_ID", "S64"), ("APSTAR_ID", "S64"), ("EDR3_source_id", ">i8"),
+    ("mass16", ">f4"), ("mass50", ">f4"), ("mass84", ">f4"), ("met50", ">f4"),
+    ("dist05", ">f4"), ("dist16", ">f4"), ("dist50", ">f4"), ("dist84", ">f4"), ("dist95", ">f4"),
+    ("AV16", ">f4"), ("AV50", ">f4"), ("AV84", ">f4"), ("StarHorse_INPUTFLAGS", "S80"),
+    ("StarHorse_OUTPUTFLAGS", "S80"),
+])
 DISTMASS_DTYPE = np.dtype([*_KEY, ("WEIGHTED_DIST", ">f4"), ("WEIGHTED_DIST_ERR", ">f4"), ("MASS", ">f4"),
                            ("MASS_ERR", ">f4")])
 ASTRONN_DTYPE = np.dtype([*_KEY, ("TEFF", ">f4"), ("LOGG", ">f4"), ("FE_H", ">f4"), ("weighted_dist", ">f4"),
@@ -50,7 +60,8 @@ GALAH_DTYPE = np.dtype([
     ("flag_fe_h", ">i4"), ("flag_sp", ">i4"), ("red_flag", ">i4"),
 ])
 UNITS = {
-    "starhorse": {"dist16_pc": "pc", "dist50_pc": "pc", "dist84_pc": "pc", "av50": "mag", "mass50": "solMass"},
+    "starhorse": {**{f"dist{q}": "kpc" for q in ("05", "16", "50", "84", "95")}, "AV16": "mag", "AV50": "mag",
+                  "AV84": "mag", "mass16": "solMass", "mass50": "solMass", "mass84": "solMass"},
     "distmass": {"WEIGHTED_DIST": "pc", "WEIGHTED_DIST_ERR": "pc", "MASS": "solMass", "MASS_ERR": "solMass"},
     "astronn": {"TEFF": "K", "weighted_dist": "pc", "weighted_dist_error": "pc", "dist": "pc", "dist_error": "pc"},
     "galah-dr3": {"ra_dr2": "deg", "dec_dr2": "deg", "teff": "K", "e_teff": "K", "logg": "log(cm.s**-2)",
@@ -93,18 +104,31 @@ def _key(rec: np.ndarray, allstar: np.ndarray) -> None:
 
 
 def starhorse(rng: np.random.Generator, allstar: np.ndarray, true: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """StarHorse rows: allStar rows less ~4 %, no distance where ASPCAP failed."""
-    keep = rng.random(len(allstar)) >= 0.04
-    rec = np.zeros(int(keep.sum()), STARHORSE_DTYPE)
-    _key(rec, allstar[keep])
-    d = _distances(rng, true[keep], "starhorse")
+    """StarHorse rows: one per APOGEE_ID (its primary allStar entry), less ~4 %, no distance where ASPCAP failed."""
+    primary = (np.asarray(allstar["EXTRATARG"]) & DUPLICATE) == 0
+    keep = primary & (rng.random(len(allstar)) >= 0.04)
+    src = allstar[keep]
+    rec = np.zeros(len(src), STARHORSE_DTYPE)
+    ids = np.char.strip(np.asarray(src["APOGEE_ID"]).astype("U18"))
+    tel = np.char.strip(np.asarray(src["TELESCOPE"]).astype("U6"))
+    fld = np.char.strip(np.asarray(src["FIELD"]).astype("U12"))
+    rec["APOGEE_ID"] = src["APOGEE_ID"]
+    rec["APSTAR_ID"] = [f"apogee.{t}.stars.{f}.{i}" for t, f, i in zip(tel, fld, ids, strict=True)]
+    rec["ASPCAP_ID"] = [f"apogee.{t}.synspec_rev1.{f}.{i}" for t, f, i in zip(tel, fld, ids, strict=True)]
+    rec["EDR3_source_id"] = src["GAIAEDR3_SOURCE_ID"]
+    d = _distances(rng, true[keep], "starhorse") / 1000.0  # kpc, as StarHorse writes them
     d[bad[keep]] = np.nan
     width = DISTANCE_MODEL["starhorse"][1]
-    rec["dist50_pc"] = d
-    rec["dist16_pc"] = d * np.exp(-width)
-    rec["dist84_pc"] = d * np.exp(width)
-    rec["av50"] = np.where(np.isfinite(d), np.abs(rng.normal(0.3, 0.2, len(d))), np.nan)
-    rec["mass50"] = np.where(np.isfinite(d), rng.uniform(0.8, 1.4, len(d)), np.nan)
+    for q, z in (("05", -1.645), ("16", -1.0), ("50", 0.0), ("84", 1.0), ("95", 1.645)):
+        rec[f"dist{q}"] = d * np.exp(z * width)
+    ok = np.isfinite(d)
+    av = np.where(ok, np.abs(rng.normal(0.3, 0.2, len(d))), np.nan)
+    rec["AV16"], rec["AV50"], rec["AV84"] = av * 0.8, av, av * 1.2
+    mass = np.where(ok, rng.uniform(0.8, 1.4, len(d)), np.nan)
+    rec["mass16"], rec["mass50"], rec["mass84"] = mass * 0.9, mass, mass * 1.1
+    rec["met50"] = np.where(ok, np.asarray(src["FE_H"], dtype=float), np.nan)
+    rec["StarHorse_INPUTFLAGS"] = np.where(ok, b"TEFF, LOGG, MET, PARALLAX, 2MASS, WISE", b"")
+    rec["StarHorse_OUTPUTFLAGS"] = b""
     return rec
 
 
@@ -184,11 +208,12 @@ def galah(rng: np.random.Generator, truth) -> np.ndarray:
         err = GALAH_SCATTER[label] * scale
         rec[name] = true[label] + GALAH_BIAS[label] + rng.normal(0, 1, n) * err
         rec[f"e_{name}"] = err * np.exp(rng.normal(0.3, 0.3, n))
-    rec["flag_sp"] = np.where(rng.random(n) < 0.10, rng.choice([1, 2, 4, 8, 16, 32, 128], n), 0)
-    rec["flag_sp"][snr < 10] |= 1 << 3
+    # flag_sp bits as GALAH DR3 defines them (galah-survey.org/dr3/flags): 4 low S/N, 512 SME did not finish
+    rec["flag_sp"] = np.where(rng.random(n) < 0.10, rng.choice([1, 2, 8, 16, 32, 128, 512], n), 0)
+    rec["flag_sp"][snr < 10] |= 4
     rec["flag_fe_h"] = np.where(rng.random(n) < 0.08, rng.choice([1, 2, 4], n), 0)
     rec["red_flag"] = np.where(rng.random(n) < 0.05, rng.choice([1, 2, 16, 64], n), 0)
-    failed = (rec["flag_sp"] & 128) > 0  # no converged SME fit
+    failed = (rec["flag_sp"] & 512) > 0  # no converged SME fit: non-finite parameters
     for name in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h"):
         rec[name][failed] = np.nan
     return rec[order]
@@ -205,7 +230,7 @@ def write_comparisons(out: Path, seed: int = 1) -> dict[str, int]:
     truth = pd.read_parquet(out / "truth.parquet",
                             columns=["source_id", "ra", "dec", "g", "teff", "logg", "feh", "distance_pc", "apogee_id"])
     with fits.open(out / APOGEE_FILE, memmap=False) as hdul:
-        cols = ["APOGEE_ID", "TELESCOPE", "FIELD", "TEFF", "LOGG", "FE_H"]
+        cols = ["APOGEE_ID", "TELESCOPE", "FIELD", "TEFF", "LOGG", "FE_H", "EXTRATARG", "GAIAEDR3_SOURCE_ID"]
         data = hdul[1].data
         allstar = np.zeros(len(data), [(c, data.dtype[c].str) for c in cols])
         for c in cols:

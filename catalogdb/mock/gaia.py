@@ -57,7 +57,7 @@ def nu_eff(bprp: np.ndarray) -> np.ndarray:
 
 def zero_point(g: np.ndarray, nu: np.ndarray, pseudo: np.ndarray, ecl_lat: np.ndarray,
                solved: np.ndarray) -> np.ndarray:
-    """Lindegren et al. (2021) parallax zero point (mas), evaluated inside its validity range."""
+    """Lindegren et al. (2021) parallax zero point (mas) as gaiadr3-zeropoint gives it for the observed inputs."""
     from zero_point import zpt
 
     zpt.load_tables()
@@ -65,12 +65,14 @@ def zero_point(g: np.ndarray, nu: np.ndarray, pseudo: np.ndarray, ecl_lat: np.nd
     has = solved > 3
     if has.any():
         five = solved[has] == 31
-        nu5 = np.clip(nu[has], 1.1, 1.9)
-        ps6 = np.clip(np.nan_to_num(pseudo[has], nan=1.5), 1.24, 1.72)
+        # The inputs as the catalogue carries them, unclipped, as catalogdb xmatch evaluates them: outside
+        # 6 < G < 21 or the colour range the package still returns its value (held at the edge, continued
+        # for nu_eff) and warns. Clipping onto a limit instead hits the package's own out-of-range test
+        # (limits included) and, with its warnings off, gives NaN: a 6-p star without a parallax.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out[has] = zpt.get_zpt(np.clip(g[has], 6.0, 20.99), np.where(five, nu5, np.nan),
-                                   np.where(five, np.nan, ps6), ecl_lat[has], solved[has], _warnings=False)
+            warnings.simplefilter("ignore", UserWarning)
+            out[has] = zpt.get_zpt(g[has], np.where(five, nu[has], np.nan), np.where(five, np.nan, pseudo[has]),
+                                   ecl_lat[has], solved[has])
     return out
 
 
