@@ -190,13 +190,48 @@ def train(
 
 
 def _converged(metrics: dict) -> str:
+    if metrics.get("imported"):
+        return "n/a (imported)"  # trained by its authors: no training run here to have converged or not
     networks = metrics.get("networks", [])
     done = sum(bool(n.get("converged")) for n in networks)
     steps = sum(n.get("steps", 0) for n in networks)
     return f"{'yes' if networks and done == len(networks) else 'NO'} ({done}/{len(networks)}, {steps:,} steps)"
 
 
-@app.command()
+models_app = typer.Typer(help="Registered CNN models (listed without a subcommand); import the authors' network.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models_main(ctx: typer.Context):
+    """Registered CNN models: convergence, test-set scatter and response per label, distance error."""
+    if ctx.invoked_subcommand is None:
+        models()
+
+
+@models_app.command("import")
+def models_import(
+    folder: Path = typer.Argument(..., help="the folder holding the authors' model/ (or model/ itself): "
+                                  "model/cnn_model/ (TensorFlow SavedModel) and model/std_scaler.bin"),
+    sigma_mg: float = typer.Option(None, help="sigma_M of the distance PDF, mag (default: the published 0.2546)"),
+    scaler_json: Path = typer.Option(None, help='label scaler as JSON {"mean": [5], "scale": [5]} (teff, logg, '
+                                     "feh, mg_geo, bp_rp_0) instead of model/std_scaler.bin"),
+):
+    """Register the authors' published CNN (Zenodo doi:10.5281/zenodo.13748129) for `catalogdb predict --model`.
+
+    Download and unpack the Zenodo record by hand first; nothing is downloaded here. std_scaler.bin is a
+    joblib file, that is a pickle: loading it runs code its writer chose, so only import files you trust
+    (or give --scaler-json).
+    """
+    from catalogdb.cnn.authors import PUBLISHED_SIGMA_MG, import_model
+    from catalogdb.db.server import engine
+
+    with console.status("converting the SavedModel"):
+        result = import_model(engine(), folder, PUBLISHED_SIGMA_MG if sigma_mg is None else sigma_mg, scaler_json)
+    console.print(f"model {result['model_id']} registered (sigma_M = {result['sigma_mg']} mag)")
+    models()
+
+
 def models():
     """Registered CNN models: convergence, test-set scatter and response per label, distance error."""
     from catalogdb.cnn.registry import list_models
@@ -204,7 +239,7 @@ def models():
 
     rows = list_models(engine())
     if not rows:
-        console.print("no models registered: run `catalogdb train`")
+        console.print("no models registered: run `catalogdb train` or `catalogdb models import`")
         return
     table = Table("model", "created", "train rows", "converged", "Teff (K)", "log g", "[Fe/H]", "M_G", "(BP-RP)_0",
                   "dist. median", "dist. std",

@@ -104,7 +104,7 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE UNLOGGED TABLE IF NOT EXISTS {stage} (LIKE cnn_prediction)"))
         resumed = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
-        total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} JOIN spectrum USING (obsid)")).scalar_one()
+        total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} t JOIN spectrum s USING (obsid)")).scalar_one()
         run_id = runs.start(conn, "predict", {"model_id": model.model_id, "sample": sample,
                                               "batch_size": batch_size, "resumed_rows": resumed})
     done = [resumed]
