@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench lint lock
 
+# tf-keras, for the tests that write SavedModels as the authors did, goes in --no-deps: it asks for the
+# `tensorflow` wheel, which would install over tensorflow-cpu (the same `tensorflow` module, no CUDA parts).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip -c constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
-	# tf-keras for the tests that write SavedModels as the authors did. --no-deps: it asks for the `tensorflow`
-	# wheel, which would install over tensorflow-cpu (the same `tensorflow` module, without the CUDA parts).
 	$(PY) -m pip install --quiet --no-deps tf-keras==2.21.0
 	touch $(STAMP)
 
