@@ -20,6 +20,7 @@ from catalogdb.errors import BadInput
 
 CHUNK_ROWS = 100_000
 CSV_BLOCK_BYTES = 8 << 20
+FITS_BLOCK_BYTES = 64 << 20  # a FITS read is whole rows: wide rows (allStar: 5.4 kB) get fewer per chunk
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TableFile:
     _reader: object = None
 
     def chunks(self, names: list[str], chunk_rows: int | None = None) -> Iterator[Chunk]:
-        """Yield the named columns in chunks (of CHUNK_ROWS rows, or CSV blocks of CSV_BLOCK_BYTES)."""
+        """Yield the named columns in chunks (CHUNK_ROWS rows, at most FITS_BLOCK_BYTES of FITS rows, CSV blocks)."""
         return self._reader(self, names, chunk_rows or CHUNK_ROWS)
 
 
@@ -312,6 +313,9 @@ def _fits_column(raw: np.ndarray, nrows: int, width: int, spec) -> pa.Array:
 def _fits_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
     offset, width, nrows, layout = table._fits  # type: ignore[attr-defined]
     specs = [layout[n.lower()] for n in wanted]
+    # Rows are read whole, unmapped (array) columns included, and only the wanted bytes decoded: bound the
+    # block by bytes so memory does not grow with the row width.
+    chunk_rows = max(1, min(chunk_rows, FITS_BLOCK_BYTES // max(width, 1)))
     opener = gzip.open if table.format.endswith(".gz") else open
     try:
         with opener(table.path, "rb") as handle:
