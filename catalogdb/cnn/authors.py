@@ -36,12 +36,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb import __version__, runs
 from catalogdb.cnn import LABELS, N_PIXELS
-from catalogdb.cnn.registry import CONFIG_FILE, SCALER_FILE, LabelScaler
+from catalogdb.cnn.registry import CONFIG_FILE, SCALER_FILE, LabelScaler, register
 from catalogdb.config import settings
 from catalogdb.errors import BadInput, CatalogdbError
 
@@ -307,17 +306,9 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = PUBLISHED_SIGMA
         folder_out = _write_folder(models_dir, model_id, network, scaler, config)
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(
-                    "insert into cnn_model (model_id, path, config, training_rows, training_checksum, code_version, "
-                    "metrics, sigma_mg, run_id) values (:model_id, :path, cast(:config as jsonb), :rows, :checksum, "
-                    ":version, cast(:metrics as jsonb), :sigma_mg, :run_id) on conflict (model_id) do update set "
-                    "created_at = now(), path = excluded.path, config = excluded.config, "
-                    "training_rows = excluded.training_rows, training_checksum = excluded.training_checksum, "
-                    "code_version = excluded.code_version, metrics = excluded.metrics, "
-                    "sigma_mg = excluded.sigma_mg, run_id = excluded.run_id"),
-                    {"model_id": model_id, "path": str(folder_out), "config": json.dumps(config),
-                     "rows": PAPER_TRAINING_ROWS, "checksum": TRAINING_CHECKSUM, "version": __version__,
-                     "metrics": json.dumps(metrics), "sigma_mg": sigma_mg, "run_id": run_id})
+                register(conn, {"model_id": model_id, "path": folder_out, "config": config,
+                                "training_rows": PAPER_TRAINING_ROWS, "training_checksum": TRAINING_CHECKSUM,
+                                "metrics": metrics, "sigma_mg": sigma_mg, "run_id": run_id})
                 runs.finish(conn, run_id, {"models": 1, "parameters": info["parameters"]})
         except BaseException:
             if not replacing:  # a re-import (same files, same id) keeps the folder its earlier row names

@@ -89,6 +89,25 @@ class LoadedModel:
         return per_fold.mean(axis=0), per_fold.std(axis=0)
 
 
+def register(conn: sa.Connection, row: dict) -> None:
+    """Write a cnn_model row (model_id, path, config, training_rows, training_checksum, metrics, sigma_mg, run_id).
+
+    A row of the same model_id is replaced: a re-import of the same files keeps its id.
+    """
+    from catalogdb import __version__
+
+    conn.execute(sa.text(
+        "insert into cnn_model (model_id, path, config, training_rows, training_checksum, code_version, "
+        "metrics, sigma_mg, run_id) values (:model_id, :path, cast(:config as jsonb), :training_rows, "
+        ":training_checksum, :version, cast(:metrics as jsonb), :sigma_mg, :run_id) on conflict (model_id) do "
+        "update set created_at = now(), path = excluded.path, config = excluded.config, "
+        "training_rows = excluded.training_rows, training_checksum = excluded.training_checksum, "
+        "code_version = excluded.code_version, metrics = excluded.metrics, sigma_mg = excluded.sigma_mg, "
+        "run_id = excluded.run_id"),
+        {**row, "path": str(row["path"]), "config": json.dumps(row["config"]), "metrics": json.dumps(row["metrics"]),
+         "version": __version__})
+
+
 def _row_dict(row) -> dict:
     d = dict(row._mapping)
     if d.get("created_at") is not None:

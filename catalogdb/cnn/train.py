@@ -30,13 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb import __version__, runs
 from catalogdb.cnn import LABELS, UNITS
 from catalogdb.cnn.data import TrainingData, load_gaia_photometry, load_training_data
-from catalogdb.cnn.registry import CONFIG_FILE, SCALER_FILE, LabelScaler, LoadedModel
+from catalogdb.cnn.registry import CONFIG_FILE, SCALER_FILE, LabelScaler, LoadedModel, register
 from catalogdb.config import settings
 from catalogdb.distance import photometric_distance
 from catalogdb.errors import CatalogdbError
@@ -290,13 +289,9 @@ def train_model(engine: Engine, max_steps: int | None = None, batch_size: int | 
             raise
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(
-                    "insert into cnn_model (model_id, path, config, training_rows, training_checksum, code_version, "
-                    "metrics, sigma_mg, run_id) values (:model_id, :path, cast(:config as jsonb), :rows, :checksum, "
-                    ":version, cast(:metrics as jsonb), :sigma_mg, :run_id)"),
-                    {"model_id": model_id, "path": str(folder), "config": json.dumps(full_config),
-                     "rows": len(data), "checksum": checksum, "version": __version__,
-                     "metrics": json.dumps(metrics), "sigma_mg": sigma_mg, "run_id": run_id})
+                register(conn, {"model_id": model_id, "path": folder, "config": full_config,
+                                "training_rows": len(data), "training_checksum": checksum, "metrics": metrics,
+                                "sigma_mg": sigma_mg, "run_id": run_id})
                 runs.finish(conn, run_id, {"training_rows": len(data), "test_rows": int(len(test)),
                                            "networks": len(networks), "interrupted": interrupted})
         except BaseException:
