@@ -29,18 +29,16 @@ def build(stars: int, apogee_fraction: float, survey: Path):
     from catalogdb.db import admin
     from catalogdb.demo import fresh_database
     from catalogdb.load import ingest_files
-    from catalogdb.mock import write_survey
+    from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.spectra_store import ingest_spectra
     from catalogdb.xmatch import run_xmatch
 
     write_survey(survey, stars=stars, seed=1, spectra="training", apogee_fraction=apogee_fraction)
     eng = fresh_database("catalogdb_recipe")
     admin.init(eng, "auto")
-    for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
-                         ("gaia-dr3", "gaia/gaia_dr3_source.csv"), ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                         ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
+    for source, path in CATALOGUE_FILES.items():
         ingest_files(eng, source, [survey / path])
-    ingest_spectra(eng, [survey / "lamost" / "spectra"], workers=2)
+    ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2)
     run_xmatch(eng)
     return eng
 

@@ -56,20 +56,20 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         from catalogdb.db import admin
         from catalogdb.demo import fresh_database
         from catalogdb.load import ingest_files
+        from catalogdb.mock import CATALOGUE_FILES
 
         eng = fresh_database(DATABASE)
         admin.init(eng, "auto")
         rows = {}
-        for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
-                             ("gaia-dr3", "gaia/gaia_dr3_source.csv"), ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                             ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
+        for source, path in CATALOGUE_FILES.items():
             rows[source] = ingest_files(eng, source, [survey / path]).inserted
         return {"rows": rows}
     eng = _engine()
     if name == "spectra":
+        from catalogdb.mock import SPECTRA_DIR
         from catalogdb.spectra_store import ingest_spectra
 
-        s = ingest_spectra(eng, [survey / "lamost" / "spectra"], workers=2)
+        s = ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2)
         return {"stored": s.stored, "rejected": s.rejected}
     if name == "xmatch":
         import sqlalchemy as sa

@@ -202,7 +202,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
                 t_fit = time.monotonic() - t0
                 pred = search.predict(x_test) * std + mean
             mse = ((pred - truth) ** 2).mean(axis=0)
-            common_metrics = label_metrics(pred, truth, np.zeros_like(pred), data.snrg[test])
+            test_metrics = label_metrics(pred, truth, data.snrg[test])  # one model: no spread
             cv_table = [{"params": {k: _jsonable(v) for k, v in p.items()}, "cv_weighted_mse": _num(-s)}
                         for p, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
                                         strict=True)]
@@ -210,7 +210,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
                                                                           search.best_params_.items()},
                       "cv_folds": cv, "cv_weighted_mse": _num(-search.best_score_), "cv_results": cv_table,
                       "seconds": round(time.monotonic() - t0, 1), "search_and_refit_seconds": round(t_fit, 1),
-                      "seed": seed, "labels": common_metrics, **common}
+                      "seed": seed, "labels": test_metrics, **common}
             result = {"name": name, "params": params, "test_mse": dict(zip(LABELS, map(float, mse), strict=True)),
                       "weighted_mse": weighted_mse(mse, variance)}
             report({"stage": "done", "name": name, "weighted_mse": result["weighted_mse"],

@@ -119,7 +119,7 @@ def run_demo(stars: int = DEMO_STARS, keep: bool = False, out: Path | None = Non
     from catalogdb.cnn.train import epoch_bars, train_model
     from catalogdb.export import export
     from catalogdb.load import ingest_files
-    from catalogdb.mock import write_survey
+    from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.mock.truth import distances_against_truth, gradients_against_truth
     from catalogdb.report import write_report
     from catalogdb.spectra_store import ingest_spectra
@@ -139,15 +139,11 @@ def run_demo(stars: int = DEMO_STARS, keep: bool = False, out: Path | None = Non
         eng = fresh_database()
         result["q3c"] = admin.init(eng, "auto")
     with step(console, "3. ingest the catalogue files", seconds):
-        for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
-                             ("gaia-dr3", "gaia/gaia_dr3_source.csv"),
-                             ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                             ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits"),
-                             *COMPARISON_SOURCES.items()):
+        for source, path in (*CATALOGUE_FILES.items(), *COMPARISON_SOURCES.items()):
             summary = ingest_files(eng, source, [survey / path], progress=progress)
             console.print(f"{source}: {summary.inserted:,} rows")
     with step(console, "4. ingest and preprocess the spectra", seconds):
-        spectra = ingest_spectra(eng, [survey / "lamost" / "spectra"], workers=2, progress=progress)
+        spectra = ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2, progress=progress)
         console.print(f"{spectra.stored:,} stored, {spectra.rejected:,} rejected")
     with step(console, "5. crossmatch (q3c_join) and the sample views", seconds):
         xm = run_xmatch(eng)
@@ -204,7 +200,7 @@ Plots: the model folder under $CATALOGDB_HOME/models/{result['model_id']}; files
     if not keep:  # the spectrum files are most of the survey's size; the catalogues and truth stay
         import shutil
 
-        shutil.rmtree(survey / "lamost" / "spectra", ignore_errors=True)
+        shutil.rmtree(survey / SPECTRA_DIR, ignore_errors=True)
     eng.dispose()
     if out is not None:
         (workdir / "demo.json").write_text(json.dumps(result, indent=2, default=str))

@@ -88,7 +88,7 @@ def _trained_mock_database(server: str, home: str) -> tuple[str, str]:
     from catalogdb.cnn.train import train_model
     from catalogdb.db import admin
     from catalogdb.load import ingest_files
-    from catalogdb.mock import write_survey
+    from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.spectra_store import ingest_spectra
     from catalogdb.xmatch import run_xmatch
 
@@ -97,11 +97,9 @@ def _trained_mock_database(server: str, home: str) -> tuple[str, str]:
     url = create_database(server, "explain")
     engine = sa.create_engine(url)
     admin.init(engine, "compat")
-    for source, path in (("lamost-stellar", "lamost/dr9_v2.0_LRS_stellar.fits"),
-                         ("gaia-dr3", "gaia/gaia_dr3_source.csv"), ("bailer-jones", "gaia/bailer_jones_edr3.csv"),
-                         ("apogee-allstar", "apogee/allStar-dr17-synspec_rev1.fits")):
+    for source, path in CATALOGUE_FILES.items():
         ingest_files(engine, source, [survey / path])
-    ingest_spectra(engine, [survey / "lamost" / "spectra"], workers=1)
+    ingest_spectra(engine, [survey / SPECTRA_DIR], workers=1)
     run_xmatch(engine)
     model = train_model(engine, max_steps=900, batch_size=8, folds=1, width_scale=0.1, seed=1,
                         models_dir=Path(home) / "models")

@@ -15,12 +15,9 @@ from zero_point import zpt
 
 from catalogdb.db import admin
 from catalogdb.load import ingest_files
-from catalogdb.mock import write_survey
+from catalogdb.mock import CATALOGUE_FILES, write_survey
 from catalogdb.xmatch import run_xmatch
 from conftest import FIXTURES, create_database
-
-FILES = {"lamost-stellar": "lamost/dr9_v2.0_LRS_stellar.fits", "gaia-dr3": "gaia/gaia_dr3_source.csv",
-         "bailer-jones": "gaia/bailer_jones_edr3.csv", "apogee-allstar": "apogee/allStar-dr17-synspec_rev1.fits"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +30,7 @@ def survey(tmp_path_factory):
 def load(server: str, mode: str, survey) -> sa.Engine:
     engine = sa.create_engine(create_database(server))
     admin.init(engine, mode)
-    for source, path in FILES.items():
+    for source, path in CATALOGUE_FILES.items():
         ingest_files(engine, source, [survey / path])
     run_xmatch(engine, jobs=2)
     return engine
@@ -48,7 +45,7 @@ def matched(request, survey):
 
 
 def lamost_frame(survey) -> pd.DataFrame:
-    table = Table.read(survey / FILES["lamost-stellar"], hdu=1)
+    table = Table.read(survey / CATALOGUE_FILES["lamost-stellar"], hdu=1)
     frame = table.to_pandas()
     for column in ("teff", "logg", "feh", "snrg"):
         frame[column] = frame[column].where(frame[column] != -9999)
@@ -64,8 +61,8 @@ def pairs_astropy(left: pd.DataFrame, right: pd.DataFrame, radius_arcsec: float)
 
 def test_pairs_equal_search_around_sky(matched, survey):
     lamost = lamost_frame(survey)
-    gaia = pd.read_csv(survey / FILES["gaia-dr3"])
-    apogee = Table.read(survey / FILES["apogee-allstar"], hdu=1)
+    gaia = pd.read_csv(survey / CATALOGUE_FILES["gaia-dr3"])
+    apogee = Table.read(survey / CATALOGUE_FILES["apogee-allstar"], hdu=1)
     apogee = pd.DataFrame({"apogee_id": np.char.strip(np.asarray(apogee["APOGEE_ID"], dtype=str)),
                            "ra": apogee["RA"], "dec": apogee["DEC"]})
     with matched.connect() as conn:
@@ -87,9 +84,9 @@ def test_pairs_equal_search_around_sky(matched, survey):
 
 def test_cutflow_equals_pandas(matched, survey):
     lamost = lamost_frame(survey)
-    gaia = pd.read_csv(survey / FILES["gaia-dr3"])
-    bj = pd.read_csv(survey / FILES["bailer-jones"])
-    allstar = Table.read(survey / FILES["apogee-allstar"], hdu=1)
+    gaia = pd.read_csv(survey / CATALOGUE_FILES["gaia-dr3"])
+    bj = pd.read_csv(survey / CATALOGUE_FILES["bailer-jones"])
+    allstar = Table.read(survey / CATALOGUE_FILES["apogee-allstar"], hdu=1)
     apogee = pd.DataFrame({k.lower(): np.asarray(allstar[k], dtype=float)
                            for k in ("RA", "DEC", "TEFF", "LOGG", "FE_H")})
     apogee["duplicate"] = (np.asarray(allstar["EXTRATARG"]) & 16) != 0

@@ -98,8 +98,8 @@ def response(truth: np.ndarray, pred: np.ndarray) -> float | None:
     return _num(np.cov(truth[ok], pred[ok])[0, 1] / np.var(truth[ok], ddof=1))
 
 
-def label_metrics(pred: np.ndarray, truth: np.ndarray, spread: np.ndarray, snrg: np.ndarray) -> dict:
-    """Per label: bias, scatter, MSE, response and mean fold spread, overall and per S/N_g bin (Fig. 6)."""
+def label_metrics(pred: np.ndarray, truth: np.ndarray, snrg: np.ndarray, spread: np.ndarray | None = None) -> dict:
+    """Per label: bias, scatter, MSE, response (and the mean fold spread), overall and per S/N_g bin (Fig. 6)."""
     out = {}
     for j, (name, unit) in enumerate(zip(LABELS, UNITS, strict=True)):
         resid = pred[:, j] - truth[:, j]
@@ -111,8 +111,9 @@ def label_metrics(pred: np.ndarray, truth: np.ndarray, spread: np.ndarray, snrg:
                            "scatter": _num(resid[rows].std()) if rows.any() else None,
                            "response": response(truth[rows, j], pred[rows, j])})
         out[name] = {"unit": unit, "bias": _num(resid.mean()), "scatter": _num(resid.std()),
-                     "mse": _num(np.mean(resid**2)), "response": response(truth[:, j], pred[:, j]),
-                     "mean_spread": _num(spread[:, j].mean()), "by_snrg": by_snr}
+                     "mse": _num(np.mean(resid**2)), "response": response(truth[:, j], pred[:, j]), "by_snrg": by_snr}
+        if spread is not None:
+            out[name]["mean_spread"] = _num(spread[:, j].mean())
     return out
 
 
@@ -255,7 +256,7 @@ def train_model(engine: Engine, max_steps: int | None = None, batch_size: int | 
         pred_all = ensemble.predict_folds(data.flux[test])
         pred, spread = pred_all.mean(axis=0), pred_all.std(axis=0)
         truth = data.labels[test]
-        per_label = label_metrics(pred, truth, spread, data.snrg[test])
+        per_label = label_metrics(pred, truth, data.snrg[test], spread)
         sigma_mg = per_label["mg"]["scatter"]
 
         phot = load_gaia_photometry(engine, data.obsid[test])

@@ -26,6 +26,9 @@ SPECTRA_DIR = "lamost/spectra"
 GAIA_FILE = "gaia/gaia_dr3_source.csv"
 BJ_FILE = "gaia/bailer_jones_edr3.csv"
 APOGEE_FILE = "apogee/allStar-dr17-synspec_rev1.fits"
+# The survey catalogues a mock writes, by the ingest source that loads each (in load order).
+CATALOGUE_FILES = {"lamost-stellar": LAMOST_FILE, "gaia-dr3": GAIA_FILE, "bailer-jones": BJ_FILE,
+                   "apogee-allstar": APOGEE_FILE}
 Progress = Callable[[str, int, int], None]
 
 
