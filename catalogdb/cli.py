@@ -273,6 +273,16 @@ def predict(
 
 
 @app.command()
+def publish(model: str = typer.Option(None, help="model id (default: the newest predict run's model)")):
+    """Replace final_catalog with one model's predictions (predict does this itself) and record the release."""
+    from catalogdb.db.server import engine
+    from catalogdb.publish import publish as run_publish
+
+    release = run_publish(engine(), model)
+    _print_pairs([(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in release.items()])
+
+
+@app.command()
 def gradients(plot: Path = typer.Option(None, help="write a Fig. 14-style PNG here")):
     """Radial and vertical [Fe/H] gradients (Tables 3 and 4) beside the paper's slopes."""
     from catalogdb.db.server import engine

@@ -22,6 +22,7 @@ from catalogdb import runs
 from catalogdb.cnn.data import PHOTOMETRY_COLUMNS, PHOTOMETRY_JOINS, iter_spectra
 from catalogdb.distance import photometric_distance
 from catalogdb.galaxy import galactocentric
+from catalogdb.publish import publish_rows
 
 LABELS = ("teff", "logg", "feh", "mg", "bprp")
 COLUMNS = ["model_id", "obsid", *[c for label in LABELS for c in (f"cnn_{label}", f"cnn_{label}_err")],
@@ -161,5 +162,8 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
         rows = conn.execute(sa.text(f"INSERT INTO cnn_prediction SELECT * FROM {stage}")).rowcount
         conn.execute(sa.text(f"DROP TABLE {stage}"))
         conn.execute(sa.text("ANALYZE cnn_prediction"))
-        runs.finish(conn, run_id, {"predicted": rows, "resumed": resumed})
-    return {"model_id": model.model_id, "predicted": rows, "resumed": resumed, "run_id": run_id}
+        # The new predictions and the catalogue they make are committed together.
+        release = publish_rows(conn, model.model_id, run_id, run_id)
+        runs.finish(conn, run_id, {"predicted": rows, "resumed": resumed, "published": release["rows"]})
+    return {"model_id": model.model_id, "predicted": rows, "resumed": resumed, "run_id": run_id,
+            "release_id": release["release_id"]}

@@ -1,0 +1,25 @@
+"""Placeholder (T1/T2): TAP limits and uploads.
+
+Frozen: this migration holds its own SQL and imports nothing of catalogdb.
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from alembic import op  # noqa: F401
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
