@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import TaskID
 from rich.table import Table
 
+from catalogdb.console import print_pairs
 from catalogdb.errors import CatalogdbError
 
 app = typer.Typer(help="LAMOST x Gaia solar-like star catalogue in PostgreSQL (Shen & Luo 2024).",
@@ -131,7 +132,7 @@ def ingest(
             from catalogdb.load import ingest_files
 
             summary = ingest_files(eng, source, files, on_error=on_error.value, progress=report)
-    _print_pairs(summary.rows())
+    print_pairs(console, summary.rows())
 
 
 @app.command()
@@ -146,7 +147,7 @@ def xmatch(
 
     with console.status("crossmatching"):
         summary = run_xmatch(engine(), apogee_radius, gaia_radius, jobs or None)
-    _print_pairs(summary.rows())
+    print_pairs(console, summary.rows())
 
 
 @app.command()
@@ -269,7 +270,7 @@ def predict(
 
     with progress_bars() as report:
         result = run_predict(engine(), model, all_spectra, batch_size, progress=report)
-    _print_pairs([(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in result.items()])
+    print_pairs(console, [(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in result.items()])
 
 
 @app.command()
@@ -279,7 +280,7 @@ def publish(model: str = typer.Option(None, help="model id (default: the newest 
     from catalogdb.publish import publish as run_publish
 
     release = run_publish(engine(), model)
-    _print_pairs([(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in release.items()])
+    print_pairs(console, [(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in release.items()])
 
 
 @app.command()
@@ -306,18 +307,11 @@ def gradients(plot: Path = typer.Option(None, help="write a Fig. 14-style PNG he
 def _print_view(sql: str) -> None:
     import sqlalchemy as sa
 
+    from catalogdb.console import print_rows
     from catalogdb.db.server import engine
-    from catalogdb.demo import print_rows
 
     with engine().connect() as conn:
         print_rows(console, conn.execute(sa.text(sql)))
-
-
-def _print_pairs(rows: list[tuple[str, str]]) -> None:
-    table = Table(show_header=False)
-    for label, value in rows:
-        table.add_row(label, value)
-    console.print(table)
 
 
 class SpectraChoice(str, Enum):

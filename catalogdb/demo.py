@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from catalogdb.console import print_rows
 from catalogdb.db import admin
 from catalogdb.db.server import engine as default_engine
 from catalogdb.mock.comparisons import SOURCES as COMPARISON_SOURCES
@@ -48,18 +49,6 @@ def step(console: Console, title: str, seconds: dict[str, float] | None = None):
     if seconds is not None:
         seconds[title] = round(took, 1)
     console.print(f"[dim]{title}: {took:.1f} s[/dim]")
-
-
-def print_rows(console: Console, rows, title: str | None = None) -> None:
-    """A SQL result as a rich table (the CLI's view commands print through this too)."""
-    rows = list(rows)
-    if not rows:
-        return
-    table = Table(*rows[0]._mapping.keys(), title=title)
-    for row in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
-                        and not isinstance(v, bool) else str(v) for v in row))
-    console.print(table)
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

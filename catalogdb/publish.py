@@ -33,8 +33,9 @@ def newest_predicted_model(conn: Connection) -> str:
 
 
 def publish_rows(conn: Connection, model_id: str, predict_run_id: int | None, publish_run_id: int | None) -> dict:
-    """Replace final_catalog with model_id's rows of prediction_catalog and record the release (in conn's transaction)."""
-    if conn.execute(sa.text("SELECT 1 FROM cnn_prediction WHERE model_id = :m LIMIT 1"), {"m": model_id}).scalar() is None:
+    """Replace final_catalog with model_id's rows of prediction_catalog; record the release (in conn's transaction)."""
+    found = conn.execute(sa.text("SELECT 1 FROM cnn_prediction WHERE model_id = :m LIMIT 1"), {"m": model_id})
+    if found.scalar() is None:
         raise CatalogdbError(f"nothing to publish: model {model_id} has no rows in cnn_prediction")
     conn.execute(sa.text("TRUNCATE final_catalog"))
     rows = conn.execute(sa.text(
