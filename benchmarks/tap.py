@@ -38,7 +38,9 @@ COLUMNS = "*"
 
 
 def fill(engine: sa.Engine, n: int) -> float:
-    """N synthetic stars in every table final_catalog joins; returns seconds taken."""
+    """N synthetic stars in every table final_catalog is made from, published; returns seconds taken."""
+    from catalogdb.publish import publish_rows
+
     t = time.perf_counter()
     with engine.begin() as conn:
         conn.execute(sa.text("select setseed(0.5)"))
@@ -69,9 +71,9 @@ def fill(engine: sa.Engine, n: int) -> float:
             select 'bench', obsid, teff, 40, logg, 0.05, feh, 0.03, 4 + random(), 0.1, 0.8, 0.02, 0.3, 'bp_rp',
                    1000 + 3000 * random(), 900, 1000, 1100, -8000, 100, 50, 8100, 2
             from lamost_star"""))
-        conn.execute(sa.text("""
-            insert into run (command, parameters, code_version, status, finished_at)
-            values ('predict', '{"model_id": "bench"}', 'bench', 'done', now())"""))
+        conn.execute(sa.text("insert into cnn_model (model_id, path, config, training_rows, training_checksum, "
+                             "code_version, metrics, run_id) values ('bench', '-', '{}', 0, '-', 'bench', '{}', 1)"))
+        publish_rows(conn, "bench", None, None)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("lamost_star", "gaia_source", "gaia_distance", "xmatch_lamost_gaia", "spectrum",
                       "cnn_prediction"):

@@ -17,6 +17,7 @@ from astropy.table import Table
 from catalogdb.db import admin
 from catalogdb.errors import BadInput
 from catalogdb.export import export
+from catalogdb.publish import publish_rows
 from conftest import create_database
 
 BIG = 9_007_199_254_740_993  # 2**53 + 1
@@ -42,8 +43,9 @@ def db(embedded_server):
         conn.execute(sa.text("""
             insert into cnn_prediction (model_id, obsid, cnn_teff, cnn_feh, run_id)
             select 'm1', obsid, teff, case when obsid % 3 = 0 then null else -0.25 end, 2 from lamost_star"""))
-        conn.execute(sa.text("insert into run (command, parameters, code_version, status, finished_at) "
-                             "values ('predict', '{\"model_id\": \"m1\"}', 't', 'done', now())"))
+        conn.execute(sa.text("insert into cnn_model (model_id, path, config, training_rows, training_checksum, "
+                             "code_version, metrics, run_id) values ('m1', '-', '{}', 0, '-', 't', '{}', 1)"))
+        publish_rows(conn, "m1", None, None)
     yield url, engine
     engine.dispose()
 
@@ -77,6 +79,7 @@ def test_final_catalog_round_trip(db, tmp_path, fmt):
     path = tmp_path / f"cat.{ {'csv': 'csv', 'fits': 'fits', 'votable': 'xml', 'parquet': 'parquet'}[fmt]}"
     assert export(engine, path, batch_rows=700) == N
     table = read(path, fmt)
+    table.sort("obsid")  # final_catalog is written in q3c_ang2ipix order, not obsid order
     assert len(table) == N
     obsid = np.asarray(table["obsid"])
     assert (obsid.dtype.kind, obsid.dtype.itemsize) == ("i", 8) and obsid[0] == BIG and obsid[-1] == BIG + N - 1

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from catalogdb.db import admin
+from catalogdb.publish import publish_rows
 from catalogdb.tap import adql
 from catalogdb.tap.app import create_app
 from catalogdb.tap.published import READER_ROLE
@@ -53,9 +54,9 @@ def fill(engine: sa.Engine, n: int = 3000) -> None:
         conn.execute(sa.text("""
             insert into cnn_prediction (model_id, obsid, cnn_teff, cnn_logg, cnn_feh, cnn_distance, run_id)
             select 'm1', obsid, teff, logg, feh, 1000 * random(), 2 from lamost_star"""))
-        conn.execute(sa.text("""
-            insert into run (command, parameters, code_version, status, finished_at)
-            values ('predict', '{"model_id": "m1"}', 'test', 'done', now())"""))
+        conn.execute(sa.text("insert into cnn_model (model_id, path, config, training_rows, training_checksum, "
+                             "code_version, metrics, run_id) values ('m1', '-', '{}', 0, '-', 'test', '{}', 1)"))
+        publish_rows(conn, "m1", None, None)
 
 
 def free_port() -> int:
