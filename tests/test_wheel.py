@@ -36,7 +36,7 @@ def test_wheel_installs_and_runs_db_init_and_ingest_outside_the_checkout(tmp_pat
     names = zipfile.ZipFile(wheel).namelist()
     for data in ("catalogdb/alembic.ini", "catalogdb/migrations/env.py", "catalogdb/migrations/script.py.mako",
                  "catalogdb/migrations/versions/0001_q3c_layer.py", "catalogdb/sources/gaia-dr3.toml",
-                 "catalogdb/db/sql/q3c_compat.sql"):
+                 "catalogdb/db/sql/q3c_compat/v2.sql", "catalogdb/db/sql/views/final_catalog/v1.sql"):
         assert data in names, data
 
     venv = tmp_path / "venv"

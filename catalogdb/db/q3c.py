@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from catalogdb.errors import CatalogdbError
 
-# Bump when q3c_compat.sql changes; a migration then calls install_compat() again (CREATE OR REPLACE).
+# The newest compat version, sql/q3c_compat/v<N>.sql; a new version is a new file and a migration that installs it.
 COMPAT_VERSION = 2
 
 MODES = ("auto", "extension", "compat")
@@ -21,7 +21,7 @@ class Q3CUnavailable(CatalogdbError):
 
 def compat_sql() -> str:
     """Text of the SQL script that installs the compat functions."""
-    return resources.files("catalogdb.db").joinpath("sql/q3c_compat.sql").read_text(encoding="utf-8")
+    return resources.files("catalogdb.db").joinpath(f"sql/q3c_compat/v{COMPAT_VERSION}.sql").read_text(encoding="utf-8")
 
 
 def _extension_available(conn: Connection) -> bool:

@@ -1,29 +1,10 @@
-"""View declarations shared by the migrations, TAP and the exports: the final catalogue's columns.
+"""The final catalogue's columns with their unit, UCD and description, for TAP and the exports.
 
-Each column carries its unit, UCD and description once; migration 0004 creates the view from here.
-The migrations create every commented view through `create_views`.
+The view's SQL is frozen in the migrations (catalogdb/db/sql/views/final_catalog/v1.sql, then 0012);
+the column list here names the same columns (expression, name) in the same order.
 """
 
 from __future__ import annotations
-
-
-def sql_literal(text: str) -> str:
-    """A SQL string literal (COMMENT ON takes no bind parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def create_views(op, views: list[tuple[str, str, str]]) -> None:
-    """CREATE VIEW name AS sql, then COMMENT ON VIEW, for each (name, sql, comment) in order."""
-    for name, sql, comment in views:
-        op.execute(f"CREATE VIEW {name} AS {sql}")
-        op.execute(f"COMMENT ON VIEW {name} IS {sql_literal(comment)}")
-
-
-def drop_views(op, views: list[tuple[str, str, str]]) -> None:
-    """DROP the views of `create_views`, last first."""
-    for name, _, _ in reversed(views):
-        op.execute(f"DROP VIEW {name}")
-
 
 # (column expression, name, unit, UCD, description) in the order of Table D.1, then catalogdb's additions.
 FINAL_CATALOG_COLUMNS = [
@@ -72,16 +53,3 @@ FINAL_CATALOG_COLUMNS = [
     ("p.r", "r", "pc", "pos.distance", "Galactocentric cylindrical radius R"),
     ("p.model_id", "model_id", None, "meta.id", "CNN model that made the prediction"),
 ]
-FINAL_CATALOG_SQL = f"""
-CREATE VIEW final_catalog AS
-SELECT {", ".join(f"{expr} AS {name}" for expr, name, _, _, _ in FINAL_CATALOG_COLUMNS)}
-FROM cnn_prediction p
-JOIN lamost_star l ON l.obsid = p.obsid
-JOIN spectrum s ON s.obsid = p.obsid
-LEFT JOIN xmatch_lamost_gaia xg ON xg.obsid = p.obsid AND xg.best
-LEFT JOIN gaia_source g ON g.source_id = xg.source_id
-LEFT JOIN gaia_distance d ON d.source_id = xg.source_id
-LEFT JOIN xmatch_lamost_apogee xa ON xa.obsid = p.obsid AND xa.best
-WHERE p.model_id = (SELECT parameters ->> 'model_id' FROM run
-                    WHERE command = 'predict' AND status = 'done' ORDER BY finished_at DESC LIMIT 1)
-"""

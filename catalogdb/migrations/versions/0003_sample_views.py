@@ -3,6 +3,8 @@
 Each view cites the part of Shen & Luo (2024) it reproduces. The parallax zero point is stored on
 gaia_source (computed by `catalogdb xmatch` with the gaiadr3-zeropoint package).
 
+Frozen: this migration holds its own SQL and imports nothing of catalogdb.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
@@ -12,8 +14,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from catalogdb.db.views import create_views, drop_views
 
 revision = "0003"
 down_revision = "0002"
@@ -120,6 +120,10 @@ ORDER BY no_parallax DESC, low_parallax_over_error DESC, no_gspphot_distance DES
 ]
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def upgrade() -> None:
     op.add_column("gaia_source", sa.Column(
         "parallax_zeropoint", sa.REAL(),
@@ -127,10 +131,13 @@ def upgrade() -> None:
     op.add_column("gaia_source", sa.Column(
         "zpt_valid", sa.Boolean(),
         comment="True when the zero point is within 6 < G < 21 and its colour range; NULL before computed"))
-    create_views(op, VIEWS)
+    for name, sql, comment in VIEWS:
+        op.execute(f"CREATE VIEW {name} AS {sql}")
+        op.execute(f"COMMENT ON VIEW {name} IS {_literal(comment)}")
 
 
 def downgrade() -> None:
-    drop_views(op, VIEWS)
+    for name, _, _ in reversed(VIEWS):
+        op.execute(f"DROP VIEW {name}")
     op.drop_column("gaia_source", "zpt_valid")
     op.drop_column("gaia_source", "parallax_zeropoint")

@@ -1,5 +1,8 @@
 """The final catalogue view (Table D.1 of Shen & Luo 2024) with percentiles and X, Y, Z, R.
 
+Frozen: the view and its comments are catalogdb/db/sql/views/final_catalog/v1.sql (never edited once released);
+this migration imports nothing of catalogdb.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26
@@ -7,24 +10,20 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-from alembic import op
+from pathlib import Path
 
-from catalogdb.db.views import FINAL_CATALOG_COLUMNS, FINAL_CATALOG_SQL, sql_literal
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+VIEW_SQL = Path(__file__).resolve().parents[2] / "db" / "sql" / "views" / "final_catalog" / "v1.sql"
+
 
 def upgrade() -> None:
-    op.execute(FINAL_CATALOG_SQL)
-    op.execute("COMMENT ON VIEW final_catalog IS " + sql_literal(
-        "Table D.1 of Shen & Luo (2024): the CNN catalogue of the most recent prediction run, with the "
-        "distance percentiles and galactocentric X, Y, Z, R added by catalogdb"))
-    for _, name, unit, _, description in FINAL_CATALOG_COLUMNS:
-        text = f"[{unit}] {description}" if unit else description
-        op.execute(f"COMMENT ON COLUMN final_catalog.{name} IS {sql_literal(text)}")
+    op.get_bind().exec_driver_sql(VIEW_SQL.read_text(encoding="utf-8"))
 
 
 def downgrade() -> None:

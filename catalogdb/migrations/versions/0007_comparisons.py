@@ -1,6 +1,6 @@
 """Comparison catalogues and views (Sects. 4.2-4.3, Figs. 10-11 of Shen & Luo 2024).
 
-Tables (declared in catalogdb/db/comparison_schema.py): apogee_starhorse, apogee_distmass,
+Tables (DDL in catalogdb/db/sql/comparisons/v1.sql, never edited once released): apogee_starhorse, apogee_distmass,
 apogee_astronn (APOGEE DR17 distance VACs, keyed like allStar) and galah_star (GALAH DR3).
 
 Views:
@@ -14,6 +14,8 @@ Views:
 - compare_parameters: per survey and parameter, N, bias (mean of CNN - survey) and scatter (its
   standard deviation), as in Fig. 11.
 
+Frozen: this migration holds its own SQL (and that versioned file) and imports nothing of catalogdb.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-27
@@ -21,15 +23,17 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
-from alembic import op
+from pathlib import Path
 
-from catalogdb.db.comparison_schema import COMPARISON_TABLES
-from catalogdb.db.views import create_views, drop_views
+from alembic import op
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+
+TABLES_SQL = Path(__file__).resolve().parents[2] / "db" / "sql" / "comparisons" / "v1.sql"
+TABLES = ["apogee_starhorse", "apogee_distmass", "apogee_astronn", "galah_star"]
 
 # One VAC row per APOGEE_ID: the row of the best match's (telescope, field) when it has a distance.
 _VAC = """LEFT JOIN LATERAL (
@@ -147,15 +151,19 @@ VIEWS = [
 ]
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def upgrade() -> None:
-    bind = op.get_bind()
-    for table in COMPARISON_TABLES:
-        table.create(bind)
-    create_views(op, VIEWS)
+    op.get_bind().exec_driver_sql(TABLES_SQL.read_text(encoding="utf-8"))
+    for name, sql, comment in VIEWS:
+        op.execute(f"CREATE VIEW {name} AS {sql}")
+        op.execute(f"COMMENT ON VIEW {name} IS {_literal(comment)}")
 
 
 def downgrade() -> None:
-    drop_views(op, VIEWS)
-    bind = op.get_bind()
-    for table in reversed(COMPARISON_TABLES):
-        table.drop(bind)
+    for name, _, _ in reversed(VIEWS):
+        op.execute(f"DROP VIEW {name}")
+    for table in reversed(TABLES):
+        op.execute(f"DROP TABLE {table}")
