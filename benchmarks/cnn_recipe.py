@@ -28,7 +28,7 @@ RECIPES = ((32, 1e-3), (64, 1e-4))
 def build(stars: int, apogee_fraction: float, survey: Path):
     from catalogdb.db import admin
     from catalogdb.demo import fresh_database
-    from catalogdb.load import ingest_files
+    from catalogdb.ingest.files import ingest_files
     from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.spectra_store import ingest_spectra
     from catalogdb.xmatch import run_xmatch

@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from catalogdb.config import Settings  # noqa: E402
 from catalogdb.db.schema import metadata  # noqa: E402
-from catalogdb.load import ARROW_TYPES, ingest_files, load_spec  # noqa: E402
+from catalogdb.ingest.files import ingest_files  # noqa: E402
+from catalogdb.ingest.validate import ARROW_TYPES  # noqa: E402
+from catalogdb.load import load_spec  # noqa: E402
 
 
 def psql_binary() -> str:
@@ -207,7 +209,7 @@ MEMORY_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 import sqlalchemy as sa
-from catalogdb.load import ingest_files
+from catalogdb.ingest.files import ingest_files
 engine = sa.create_engine(sys.argv[1])
 t0 = time.perf_counter()
 s = ingest_files(engine, "lamost-stellar", [Path(sys.argv[2])])

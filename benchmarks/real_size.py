@@ -38,7 +38,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 import sqlalchemy as sa
-from catalogdb.load import ingest_files
+from catalogdb.ingest.files import ingest_files
 engine = sa.create_engine(sys.argv[1])
 t0 = time.perf_counter()
 s = ingest_files(engine, sys.argv[2], [Path(sys.argv[3])])

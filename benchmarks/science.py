@@ -55,7 +55,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
     if name == "ingest":
         from catalogdb.db import admin
         from catalogdb.demo import fresh_database
-        from catalogdb.load import ingest_files
+        from catalogdb.ingest.files import ingest_files
         from catalogdb.mock import CATALOGUE_FILES
 
         eng = fresh_database(DATABASE)

@@ -129,7 +129,7 @@ def ingest(
 
             summary = ingest_spectra(eng, files, workers=workers, progress=report)
         else:
-            from catalogdb.load import ingest_files
+            from catalogdb.ingest.files import ingest_files
 
             summary = ingest_files(eng, source, files, on_error=on_error.value, progress=report)
     print_pairs(console, summary.rows())

@@ -107,7 +107,7 @@ def run_demo(stars: int = DEMO_STARS, keep: bool = False, out: Path | None = Non
     from catalogdb.cnn.predict import predict
     from catalogdb.cnn.train import epoch_bars, train_model
     from catalogdb.export import export
-    from catalogdb.load import ingest_files
+    from catalogdb.ingest.files import ingest_files
     from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.mock.truth import distances_against_truth, gradients_against_truth
     from catalogdb.report import write_report

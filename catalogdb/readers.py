@@ -1,20 +1,24 @@
 """Survey table readers: CSV/ECSV (plain or gzip), FITS binary tables, VOTable and Parquet, in row chunks.
 
-Each reader opens a file, lists its columns (name, unit, whether it holds an array per row) and yields
-pyarrow tables of the requested columns, a chunk at a time, with the 1-based data row of every row.
-Structural problems (unreadable, truncated, not a table) raise BadInput naming the file.
+Each format registers its reader once (`register_reader`, in the manner of astropy's unified I/O registry):
+how its content is recognised, how a file is opened (its columns: name, unit, whether it holds an array per
+row) and how the requested columns are read as pyarrow tables, a chunk at a time, with the 1-based data row of
+every row. `detect_format` and `open_table` look formats up there. Structural problems (unreadable, truncated,
+not a table) raise BadInput naming the file.
 """
 
 from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from catalogdb.errors import BadInput
 
@@ -49,20 +53,52 @@ class InvalidRow:
     reason: str
 
 
+class Opened(NamedTuple):
+    """What a reader learns on opening a file: its columns, row count (when known) and its own handle on it."""
+
+    columns: dict[str, FileColumn]
+    total_rows: int | None
+    handle: object  # the CSV dialect, the FITS row layout, the astropy Table or the ParquetFile
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A table format: how its content is recognised, how a file is opened and how it is read in chunks."""
+
+    name: str  # "<name>.gz" is the same format gzip-compressed
+    title: str
+    identify: Callable[[bytes], bool]  # the first 4 kB of the (decompressed) file
+    open: Callable[[Path, str, int], Opened]  # (path, format, FITS HDU)
+    chunks: Callable[[TableFile, list[str], int], Iterator[Chunk]]  # (file, file column names, rows per chunk)
+
+
+READERS: dict[str, Reader] = {}  # in detection order: the first format that identifies a file's head is its format
+
+
+def register_reader(name: str, title: str, identify: Callable[[bytes], bool],
+                    chunks: Callable[[TableFile, list[str], int], Iterator[Chunk]]):
+    """Decorator registering an open function as the reader of format `name`."""
+    def register(open_file: Callable[[Path, str, int], Opened]) -> Callable[[Path, str, int], Opened]:
+        READERS[name] = Reader(name, title, identify, open_file, chunks)
+        return open_file
+    return register
+
+
 @dataclass
 class TableFile:
-    """An opened survey file: its format, columns and (when known) row count."""
+    """An opened survey file: its format, columns, (when known) row count and the reader that reads it."""
 
     path: Path
     format: str
     columns: dict[str, FileColumn]
+    reader: Reader
+    handle: object
     total_rows: int | None = None
     invalid_rows: list[InvalidRow] = field(default_factory=list)
-    _reader: object = None
 
     def chunks(self, names: list[str], chunk_rows: int | None = None) -> Iterator[Chunk]:
         """Yield the named columns in chunks (CHUNK_ROWS rows, at most FITS_BLOCK_BYTES of FITS rows, CSV blocks)."""
-        return self._reader(self, names, chunk_rows or CHUNK_ROWS)
+        return self.reader.chunks(self, names, chunk_rows or CHUNK_ROWS)
 
 
 def _bad(path: Path, what: str) -> BadInput:
@@ -88,148 +124,81 @@ def detect_format(path: Path) -> str:
             raise _bad(path, f"cannot decompress the gzip file ({exc}); expected a gzip-compressed table") from None
         if not head:
             raise _bad(path, "the compressed file is empty; expected a table")
-    if head.startswith(b"SIMPLE  ="):
-        return "fits" + suffix
-    if head.startswith(b"PAR1"):
-        return "parquet" + suffix
-    text_head = head.lstrip()
-    if text_head.startswith(b"<?xml") or b"<VOTABLE" in head:
-        return "votable" + suffix
-    if b"\x00" in head:
-        raise _bad(path, "not a table: unrecognised binary file; expected FITS, VOTable, Parquet, CSV or ECSV")
-    if head.startswith(b"# %ECSV"):
-        return "ecsv" + suffix
-    return "csv" + suffix
+    for reader in READERS.values():
+        if reader.identify(head):
+            return reader.name + suffix
+    titles = [r.title for r in READERS.values()]
+    raise _bad(path, f"not a table: unrecognised binary file; expected {', '.join(titles[:-1])} or {titles[-1]}")
 
 
 def open_table(path: Path, fmt: str, fits_hdu: int = 1) -> TableFile:
     """Open a file of the detected format and read its column list."""
-    base = fmt.removesuffix(".gz")
-    if base in ("csv", "ecsv"):
-        return _open_csv(path, fmt)
-    if base == "fits":
-        return _open_fits(path, fmt, fits_hdu)
-    if base == "votable":
-        return _open_votable(path, fmt)
-    if base == "parquet":
-        return _open_parquet(path, fmt)
-    raise _bad(path, f"unsupported format {fmt}")
-
-
-# --- CSV and ECSV: pyarrow's streaming reader; an ECSV header supplies units and the delimiter ---------
-
-def _text_stream(path: Path, fmt: str):
-    return gzip.open(path, "rb") if fmt.endswith(".gz") else open(path, "rb")
-
-
-def _open_csv(path: Path, fmt: str) -> TableFile:
-    comments: list[str] = []
-    try:
-        with _text_stream(path, fmt) as handle:
-            line = handle.readline()
-            while line.startswith(b"#"):
-                comments.append(line.decode("utf-8", "replace").rstrip("\r\n"))
-                line = handle.readline()
-            header = line.decode("utf-8", "replace").rstrip("\r\n")
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _bad(path, f"cannot read the file ({exc})") from None
-    units: dict[str, str | None] = {}
-    delimiter = None
-    if comments and comments[0].startswith("# %ECSV"):
-        from astropy.table.meta import get_header_from_yaml
-
-        try:
-            meta = get_header_from_yaml([c[2:] for c in comments[1:]])
-        except Exception as exc:  # noqa: BLE001 - any YAML problem is a bad ECSV header
-            raise _bad(path, f"the ECSV header cannot be parsed ({exc})") from None
-        delimiter = meta.get("delimiter", " ")
-        units = {c["name"]: c.get("unit") for c in meta.get("datatype", [])}
-    if not header.strip():
-        raise _bad(path, "not a table: no header line with column names")
-    if delimiter is None:
-        counts = {d: header.count(d) for d in (",", "|", "\t", ";")}
-        delimiter = max(counts, key=counts.get)
-        if counts[delimiter] == 0:
-            delimiter = ","
-    names = [n.strip().strip('"') for n in header.split(delimiter)]
-    columns = {n.lower(): FileColumn(n, units.get(n)) for n in names}
-    table = TableFile(path, fmt, columns, _reader=_csv_chunks)
-    table._csv = (len(comments), delimiter, names)  # type: ignore[attr-defined]
-    return table
-
-
-class _LineFinder:
-    """Physical line numbers of malformed lines (pyarrow's streaming reader does not give them)."""
-
-    def __init__(self, table: TableFile):
-        self.table = table
-        self.handle = None
-        self.line = 0
-
-    def find(self, text: str) -> int:
-        """1-based line number of the next line equal to `text` (searching on from the last one found)."""
-        want = text.encode("utf-8")
-        for attempt in range(2):
-            if self.handle is None or attempt:
-                if self.handle is not None:
-                    self.handle.close()
-                self.handle, self.line = _text_stream(self.table.path, self.table.format), 0
-            for raw in self.handle:
-                self.line += 1
-                if raw.rstrip(b"\r\n") == want:
-                    return self.line
-        return -1
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
-def _csv_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-    import pyarrow.csv as pcsv
-
-    skip, delimiter, names = table._csv  # type: ignore[attr-defined]
-    first_data_line = skip + 2  # physical line number of data row 1
-    invalid = table.invalid_rows
-    finder = _LineFinder(table)
-
-    def on_invalid(row) -> str:
-        line = row.number if row.number and row.number > 0 else finder.find(row.text)
-        invalid.append(InvalidRow(line - first_data_line + 1 if line > 0 else -1, row.text[:300],
-                                  f"has {row.actual_columns} fields, expected {row.expected_columns}"))
-        return "skip"
-
-    read = pcsv.ReadOptions(skip_rows=skip + 1, column_names=names, block_size=CSV_BLOCK_BYTES)
-    parse = pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=False)
-    convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
-                                  null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
-    emitted = 0
-    try:
-        reader = pcsv.open_csv(table.path, read_options=read, parse_options=parse, convert_options=convert)
-        for batch in reader:
-            n = batch.num_rows
-            rows = np.arange(emitted + 1, emitted + n + 1, dtype=np.int64)
-            if invalid:
-                # malformed lines were left out: shift later rows so row numbers stay the file's data rows
-                bad = np.sort(np.array([r.row for r in invalid if r.row > 0], dtype=np.int64))
-                valid_before = bad - 1 - np.arange(len(bad))
-                rows = rows + np.searchsorted(valid_before, rows - 1, side="right")
-            emitted += n
-            yield Chunk(pa.Table.from_batches([batch]), rows)
-    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
-        msg = str(exc).splitlines()[0]
-        raise _bad(table.path, f"cannot read the file as {table.format} ({msg}); the file may be truncated or "
-                               "corrupt") from None
-    finally:
-        finder.close()
+    reader = READERS.get(fmt.removesuffix(".gz"))
+    if reader is None:
+        raise _bad(path, f"unsupported format {fmt}")
+    opened = reader.open(path, fmt, fits_hdu)
+    return TableFile(path, fmt, opened.columns, reader, opened.handle, opened.total_rows)
 
 
 # --- FITS binary tables: the data area read in row blocks, so memory stays bounded ---------------------
 
+
 _FITS_NUMERIC = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8", "L": "i1"}
 
 
-def _open_fits(path: Path, fmt: str, hdu_index: int) -> TableFile:
+def _fits_column(raw: np.ndarray, nrows: int, width: int, spec) -> pa.Array:
+    name, code, repeat, pos, size, bscale, bzero, null = spec
+    block = raw.reshape(nrows, width)[:, pos:pos + size]
+    if code == "A":
+        values = np.ascontiguousarray(block).view(f"S{size}").reshape(nrows)
+        return pc.utf8_rtrim_whitespace(pa.array(values, type=pa.binary()).cast(pa.string()))
+    dtype = np.dtype(_FITS_NUMERIC[code])
+    values = np.ascontiguousarray(block).view(dtype).reshape(nrows)
+    if code == "L":
+        mask = values == 0
+        return pa.array(values == ord("T"), mask=mask)
+    native = values.astype(dtype.newbyteorder("="))
+    mask = None
+    if null is not None and code in "BIJK":
+        mask = native == null
+    if (bscale not in (None, 1)) or (bzero not in (None, 0)):
+        if code == "K" and bzero == 2**63 and bscale in (None, 1):
+            native = native.view(np.uint64) ^ np.uint64(2**63)  # unsigned 64-bit convention
+        elif code in "BIJK" and bscale in (None, 1) and float(bzero).is_integer():
+            native = native.astype(np.int64) + int(bzero)
+        else:
+            native = native * (bscale if bscale is not None else 1) + (bzero or 0)
+    return pa.array(native, mask=mask)
+
+
+def _fits_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    offset, width, nrows, layout = table.handle
+    specs = [layout[n.lower()] for n in wanted]
+    # Rows are read whole, unmapped (array) columns included, and only the wanted bytes decoded: bound the
+    # block by bytes so memory does not grow with the row width.
+    chunk_rows = max(1, min(chunk_rows, FITS_BLOCK_BYTES // max(width, 1)))
+    opener = gzip.open if table.format.endswith(".gz") else open
+    try:
+        with opener(table.path, "rb") as handle:
+            handle.seek(offset)
+            done = 0
+            while done < nrows:
+                n = min(chunk_rows, nrows - done)
+                buf = handle.read(n * width)
+                if len(buf) < n * width:
+                    raise _bad(table.path, f"the file is truncated: expected {nrows:,} rows, the data ends "
+                                           f"in row {done + len(buf) // width + 1:,}")
+                raw = np.frombuffer(buf, dtype=np.uint8)
+                arrays = [_fits_column(raw, n, width, s) for s in specs]
+                yield Chunk(pa.Table.from_arrays(arrays, names=[s[0] for s in specs]),
+                            np.arange(done + 1, done + n + 1, dtype=np.int64))
+                done += n
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _bad(table.path, f"cannot read the FITS data ({exc}); the file may be truncated") from None
+
+
+@register_reader("fits", "FITS", lambda head: head.startswith(b"SIMPLE  ="), _fits_chunks)
+def _open_fits(path: Path, fmt: str, hdu_index: int) -> Opened:
     import warnings
 
     from astropy.io import fits
@@ -277,116 +246,26 @@ def _open_fits(path: Path, fmt: str, hdu_index: int) -> TableFile:
         if size < offset + width * nrows:
             raise _bad(path, f"the file is truncated: HDU {hdu_index} declares {nrows:,} rows of {width} bytes "
                              f"({offset + width * nrows:,} bytes with headers) but the file has {size:,} bytes")
-    table = TableFile(path, fmt, columns, total_rows=nrows, _reader=_fits_chunks)
-    table._fits = (offset, width, nrows, {x[0].lower(): x for x in layout})  # type: ignore[attr-defined]
-    return table
+    return Opened(columns, nrows, (offset, width, nrows, {x[0].lower(): x for x in layout}))
 
 
-def _fits_column(raw: np.ndarray, nrows: int, width: int, spec) -> pa.Array:
-    name, code, repeat, pos, size, bscale, bzero, null = spec
-    block = raw.reshape(nrows, width)[:, pos:pos + size]
-    if code == "A":
-        values = np.ascontiguousarray(block).view(f"S{size}").reshape(nrows)
-        arr = pa.array(values, type=pa.binary())
-        import pyarrow.compute as pc
-
-        return pc.utf8_rtrim_whitespace(arr.cast(pa.string()))
-    dtype = np.dtype(_FITS_NUMERIC[code])
-    values = np.ascontiguousarray(block).view(dtype).reshape(nrows)
-    if code == "L":
-        mask = values == 0
-        return pa.array(values == ord("T"), mask=mask)
-    native = values.astype(dtype.newbyteorder("="))
-    mask = None
-    if null is not None and code in "BIJK":
-        mask = native == null
-    if (bscale not in (None, 1)) or (bzero not in (None, 0)):
-        if code == "K" and bzero == 2**63 and bscale in (None, 1):
-            native = native.view(np.uint64) ^ np.uint64(2**63)  # unsigned 64-bit convention
-        elif code in "BIJK" and bscale in (None, 1) and float(bzero).is_integer():
-            native = native.astype(np.int64) + int(bzero)
-        else:
-            native = native * (bscale if bscale is not None else 1) + (bzero or 0)
-    return pa.array(native, mask=mask)
+# --- Parquet: pyarrow row groups ---------------------------------------------------------------------
 
 
-def _fits_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-    offset, width, nrows, layout = table._fits  # type: ignore[attr-defined]
-    specs = [layout[n.lower()] for n in wanted]
-    # Rows are read whole, unmapped (array) columns included, and only the wanted bytes decoded: bound the
-    # block by bytes so memory does not grow with the row width.
-    chunk_rows = max(1, min(chunk_rows, FITS_BLOCK_BYTES // max(width, 1)))
-    opener = gzip.open if table.format.endswith(".gz") else open
+def _parquet_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    pf = table.handle
+    done = 0
     try:
-        with opener(table.path, "rb") as handle:
-            handle.seek(offset)
-            done = 0
-            while done < nrows:
-                n = min(chunk_rows, nrows - done)
-                buf = handle.read(n * width)
-                if len(buf) < n * width:
-                    raise _bad(table.path, f"the file is truncated: expected {nrows:,} rows, the data ends "
-                                           f"in row {done + len(buf) // width + 1:,}")
-                raw = np.frombuffer(buf, dtype=np.uint8)
-                arrays = [_fits_column(raw, n, width, s) for s in specs]
-                yield Chunk(pa.Table.from_arrays(arrays, names=[s[0] for s in specs]),
-                            np.arange(done + 1, done + n + 1, dtype=np.int64))
-                done += n
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _bad(table.path, f"cannot read the FITS data ({exc}); the file may be truncated") from None
+        for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
+            n = batch.num_rows
+            yield Chunk(pa.Table.from_batches([batch]), np.arange(done + 1, done + n + 1, dtype=np.int64))
+            done += n
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _bad(table.path, f"cannot read the Parquet data ({exc}); the file may be truncated") from None
 
 
-# --- VOTable (astropy; the whole table in memory) and Parquet (pyarrow row groups) ----------------------
-
-def _open_votable(path: Path, fmt: str) -> TableFile:
-    import warnings
-
-    from astropy.io.votable import parse
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            source = gzip.open(path, "rb") if fmt.endswith(".gz") else str(path)
-            vot = parse(source)
-            tables = list(vot.iter_tables())
-            if not tables:
-                raise _bad(path, "not a table: the VOTable has no TABLE element")
-            data = tables[0].to_table(use_names_over_ids=True)
-    except BadInput:
-        raise
-    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken XML
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _bad(path, f"cannot read the VOTable ({msg}); expected a complete VOTable document") from None
-    columns = {n.lower(): FileColumn(n, str(data[n].unit) if data[n].unit is not None else None,
-                                     array=data[n].ndim > 1) for n in data.colnames}
-    table = TableFile(path, fmt, columns, total_rows=len(data), _reader=_astropy_chunks)
-    table._astropy = data  # type: ignore[attr-defined]
-    return table
-
-
-def _astropy_column(col) -> pa.Array:
-    values = np.asarray(col)
-    mask = np.asarray(col.mask) if hasattr(col, "mask") and np.ndim(col.mask) else None
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "utf-8", "replace")
-    if values.dtype.kind == "O":
-        return pa.array([None if (mask is not None and m) else v for v, m in
-                         zip(values, mask if mask is not None else [False] * len(values), strict=True)])
-    if values.dtype.kind in "iuf" and values.dtype.byteorder == ">":
-        values = values.astype(values.dtype.newbyteorder("="))
-    return pa.array(values, mask=mask)
-
-
-def _astropy_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-    data = table._astropy  # type: ignore[attr-defined]
-    for start in range(0, len(data), chunk_rows):
-        part = data[start:start + chunk_rows]
-        arrays = [_astropy_column(part[n]) for n in wanted]
-        yield Chunk(pa.Table.from_arrays(arrays, names=wanted),
-                    np.arange(start + 1, start + len(part) + 1, dtype=np.int64))
-
-
-def _open_parquet(path: Path, fmt: str) -> TableFile:
+@register_reader("parquet", "Parquet", lambda head: head.startswith(b"PAR1"), _parquet_chunks)
+def _open_parquet(path: Path, fmt: str, _hdu: int) -> Opened:
     import pyarrow.parquet as pq
 
     if fmt.endswith(".gz"):
@@ -410,21 +289,171 @@ def _open_parquet(path: Path, fmt: str) -> TableFile:
         unit = units.get(f.name) or ((f.metadata or {}).get(b"unit", b"").decode() or None)
         columns[f.name.lower()] = FileColumn(f.name, unit, array=pa.types.is_list(f.type)
                                              or pa.types.is_fixed_size_list(f.type))
-    table = TableFile(path, fmt, columns, total_rows=pf.metadata.num_rows, _reader=_parquet_chunks)
-    table._parquet = pf  # type: ignore[attr-defined]
-    return table
+    return Opened(columns, pf.metadata.num_rows, pf)
 
 
-def _parquet_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-    pf = table._parquet  # type: ignore[attr-defined]
-    done = 0
+# --- VOTable: astropy, the whole table in memory -------------------------------------------------------
+
+
+def _astropy_column(col) -> pa.Array:
+    values = np.asarray(col)
+    mask = np.asarray(col.mask) if hasattr(col, "mask") and np.ndim(col.mask) else None
+    if values.dtype.kind == "S":
+        values = np.char.decode(values, "utf-8", "replace")
+    if values.dtype.kind == "O":
+        return pa.array([None if (mask is not None and m) else v for v, m in
+                         zip(values, mask if mask is not None else [False] * len(values), strict=True)])
+    if values.dtype.kind in "iuf" and values.dtype.byteorder == ">":
+        values = values.astype(values.dtype.newbyteorder("="))
+    return pa.array(values, mask=mask)
+
+
+def _astropy_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    data = table.handle
+    for start in range(0, len(data), chunk_rows):
+        part = data[start:start + chunk_rows]
+        arrays = [_astropy_column(part[n]) for n in wanted]
+        yield Chunk(pa.Table.from_arrays(arrays, names=wanted),
+                    np.arange(start + 1, start + len(part) + 1, dtype=np.int64))
+
+
+@register_reader("votable", "VOTable", lambda head: head.lstrip().startswith(b"<?xml") or b"<VOTABLE" in head,
+                 _astropy_chunks)
+def _open_votable(path: Path, fmt: str, _hdu: int) -> Opened:
+    import warnings
+
+    from astropy.io.votable import parse
+
     try:
-        for batch in pf.iter_batches(batch_size=chunk_rows, columns=wanted):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _text_stream(path, fmt) as source:
+                tables = list(parse(source).iter_tables())
+            if not tables:
+                raise _bad(path, "not a table: the VOTable has no TABLE element")
+            data = tables[0].to_table(use_names_over_ids=True)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken XML
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _bad(path, f"cannot read the VOTable ({msg}); expected a complete VOTable document") from None
+    columns = {n.lower(): FileColumn(n, str(data[n].unit) if data[n].unit is not None else None,
+                                     array=data[n].ndim > 1) for n in data.colnames}
+    return Opened(columns, len(data), data)
+
+
+# --- CSV and ECSV: pyarrow's streaming reader; an ECSV header supplies units and the delimiter ---------
+
+
+def _text_stream(path: Path, fmt: str):
+    return gzip.open(path, "rb") if fmt.endswith(".gz") else open(path, "rb")
+
+
+class _LineFinder:
+    """Physical line numbers of malformed lines (pyarrow's streaming reader does not give them)."""
+
+    def __init__(self, table: TableFile):
+        self.table = table
+        self.handle = None
+        self.line = 0
+
+    def find(self, text: str) -> int:
+        """1-based line number of the next line equal to `text` (searching on from the last one found)."""
+        want = text.encode("utf-8")
+        for attempt in range(2):
+            if self.handle is None or attempt:
+                if self.handle is not None:
+                    self.handle.close()
+                self.handle, self.line = _text_stream(self.table.path, self.table.format), 0
+            for raw in self.handle:
+                self.line += 1
+                if raw.rstrip(b"\r\n") == want:
+                    return self.line
+        return -1
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _csv_chunks(table: TableFile, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    import pyarrow.csv as pcsv
+
+    skip, delimiter, names = table.handle
+    first_data_line = skip + 2  # physical line number of data row 1
+    invalid = table.invalid_rows
+    finder = _LineFinder(table)
+
+    def on_invalid(row) -> str:
+        line = row.number if row.number and row.number > 0 else finder.find(row.text)
+        invalid.append(InvalidRow(line - first_data_line + 1 if line > 0 else -1, row.text[:300],
+                                  f"has {row.actual_columns} fields, expected {row.expected_columns}"))
+        return "skip"
+
+    read = pcsv.ReadOptions(skip_rows=skip + 1, column_names=names, block_size=CSV_BLOCK_BYTES)
+    parse = pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=False)
+    convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in wanted}, include_columns=wanted,
+                                  null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
+    emitted = 0
+    try:
+        reader = pcsv.open_csv(table.path, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in reader:
             n = batch.num_rows
-            yield Chunk(pa.Table.from_batches([batch]), np.arange(done + 1, done + n + 1, dtype=np.int64))
-            done += n
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _bad(table.path, f"cannot read the Parquet data ({exc}); the file may be truncated") from None
+            rows = np.arange(emitted + 1, emitted + n + 1, dtype=np.int64)
+            if invalid:
+                # malformed lines were left out: shift later rows so row numbers stay the file's data rows
+                bad = np.sort(np.array([r.row for r in invalid if r.row > 0], dtype=np.int64))
+                valid_before = bad - 1 - np.arange(len(bad))
+                rows = rows + np.searchsorted(valid_before, rows - 1, side="right")
+            emitted += n
+            yield Chunk(pa.Table.from_batches([batch]), rows)
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
+        msg = str(exc).splitlines()[0]
+        raise _bad(table.path, f"cannot read the file as {table.format} ({msg}); the file may be truncated or "
+                               "corrupt") from None
+    finally:
+        finder.close()
 
 
-__all__ = ["Chunk", "FileColumn", "InvalidRow", "TableFile", "detect_format", "open_table"]
+def _is_ecsv(head: bytes) -> bool:
+    return b"\x00" not in head and head.startswith(b"# %ECSV")
+
+
+@register_reader("csv", "CSV", lambda head: b"\x00" not in head and not _is_ecsv(head), _csv_chunks)
+@register_reader("ecsv", "ECSV", _is_ecsv, _csv_chunks)
+def _open_csv(path: Path, fmt: str, _hdu: int) -> Opened:
+    comments: list[str] = []
+    try:
+        with _text_stream(path, fmt) as handle:
+            line = handle.readline()
+            while line.startswith(b"#"):
+                comments.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+                line = handle.readline()
+            header = line.decode("utf-8", "replace").rstrip("\r\n")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _bad(path, f"cannot read the file ({exc})") from None
+    units: dict[str, str | None] = {}
+    delimiter = None
+    if comments and comments[0].startswith("# %ECSV"):
+        from astropy.table.meta import get_header_from_yaml
+
+        try:
+            meta = get_header_from_yaml([c[2:] for c in comments[1:]])
+        except Exception as exc:  # noqa: BLE001 - any YAML problem is a bad ECSV header
+            raise _bad(path, f"the ECSV header cannot be parsed ({exc})") from None
+        delimiter = meta.get("delimiter", " ")
+        units = {c["name"]: c.get("unit") for c in meta.get("datatype", [])}
+    if not header.strip():
+        raise _bad(path, "not a table: no header line with column names")
+    if delimiter is None:
+        counts = {d: header.count(d) for d in (",", "|", "\t", ";")}
+        delimiter = max(counts, key=counts.get)
+        if counts[delimiter] == 0:
+            delimiter = ","
+    names = [n.strip().strip('"') for n in header.split(delimiter)]
+    columns = {n.lower(): FileColumn(n, units.get(n)) for n in names}
+    return Opened(columns, None, (len(comments), delimiter, names))
+
+
+__all__ = ["READERS", "Chunk", "FileColumn", "InvalidRow", "Opened", "Reader", "TableFile", "detect_format",
+           "open_table", "register_reader"]

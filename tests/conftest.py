@@ -87,7 +87,7 @@ def _trained_mock_database(server: str, home: str) -> tuple[str, str]:
     """
     from catalogdb.cnn.train import train_model
     from catalogdb.db import admin
-    from catalogdb.load import ingest_files
+    from catalogdb.ingest.files import ingest_files
     from catalogdb.mock import CATALOGUE_FILES, SPECTRA_DIR, write_survey
     from catalogdb.spectra_store import ingest_spectra
     from catalogdb.xmatch import run_xmatch

@@ -21,7 +21,10 @@ from astropy.table import MaskedColumn, Table
 
 from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables for the loader
 from catalogdb.errors import BadInput
-from catalogdb.load import IngestSummary, encode_binary, file_unit_scale, ingest_files, load_spec, sources, units_match
+from catalogdb.ingest.copy import encode_binary
+from catalogdb.ingest.files import IngestSummary, ingest_files
+from catalogdb.ingest.units import file_unit_scale, units_match
+from catalogdb.load import load_spec, sources
 from catalogdb.readers import detect_format
 from conftest import FIXTURES, create_database
 

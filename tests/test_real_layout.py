@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from astropy.io import fits
 
 from catalogdb import readers
-from catalogdb.load import ingest_files
+from catalogdb.ingest.files import ingest_files
 from catalogdb.mock import real_layout
 from conftest import create_database
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables for the loader
 from catalogdb.demo import run_demo
-from catalogdb.load import ingest_files
+from catalogdb.ingest.files import ingest_files
 from catalogdb.mock.comparisons import SOURCES, write_comparisons
 from catalogdb.report import write_report
 from conftest import require

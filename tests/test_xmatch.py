@@ -14,7 +14,7 @@ from astropy.table import Table
 from zero_point import zpt
 
 from catalogdb.db import admin
-from catalogdb.load import ingest_files
+from catalogdb.ingest.files import ingest_files
 from catalogdb.mock import CATALOGUE_FILES, write_survey
 from catalogdb.xmatch import run_xmatch
 from conftest import FIXTURES, create_database
