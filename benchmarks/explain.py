@@ -23,12 +23,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-PAPER_STARS = 2000
+
+from catalogdb import paper  # noqa: E402 - after the path set-up
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stars", type=int, default=PAPER_STARS)
+    parser.add_argument("--stars", type=int, default=paper.SHAP_STARS)
     parser.add_argument("--nsamples", type=int, default=None, help="expected-gradient samples per star")
     parser.add_argument("--width", type=float, default=0.25, help="width_scale of the network (1.0: the paper's)")
     parser.add_argument("--background", type=int, default=None)
@@ -65,8 +66,8 @@ def main() -> None:
            "shap_seconds": round(shap_s, 1), "shap_stars_per_s": round(args.stars / shap_s, 2),
            "baseline_plain_predict_seconds": round(predict_s, 2),
            "shap_over_predict": round(shap_s / predict_s, 1),
-           f"seconds_for_{PAPER_STARS}_stars_per_network": round(shap_s * PAPER_STARS / args.stars, 1)}
-    if args.stars != PAPER_STARS:
+           f"seconds_for_{paper.SHAP_STARS}_stars_per_network": round(shap_s * paper.SHAP_STARS / args.stars, 1)}
+    if args.stars != paper.SHAP_STARS:
         out["extrapolated"] = True
     print(json.dumps(out, indent=2))
 

@@ -29,11 +29,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from catalogdb import paper  # noqa: E402 - after the path set-up
+
 DATABASE = "catalogdb_science"
 STEPS = ("mock", "ingest", "spectra", "xmatch", "train", "baselines", "predict", "truth")
 # Sect. 3 and 4.2 of Shen & Luo (2024), from PAPER.md
-PAPER_SCATTER = {"teff": 86.0, "logg": 0.07, "feh": 0.06, "mg": 0.25, "bprp0": 0.03}
-PAPER_DISTANCE = {"frac_median": 0.037, "frac_std": 0.082}
 
 
 def _engine():
@@ -115,7 +116,7 @@ def summary(state: dict) -> dict:
     train = state["train"]["result"]
     labels = train["metrics"]["labels"]
     base = state["baselines"]["result"]
-    out = {"labels": {k: {"scatter": m["scatter"], "paper_scatter": PAPER_SCATTER[k], "response": m["response"],
+    out = {"labels": {k: {"scatter": m["scatter"], "paper_scatter": paper.TEST_SCATTER[k], "response": m["response"],
                           "by_snrg": m["by_snrg"],
                           **{f"{b}_scatter": base[b]["labels"][k]["scatter"] for b in ("ridge", "lightgbm")},
                           **{f"{b}_response": base[b]["labels"][k]["response"] for b in ("ridge", "lightgbm")}}
@@ -123,7 +124,9 @@ def summary(state: dict) -> dict:
            "weighted_mse": {name: r["weighted_mse"] for name, r in base.items()},
            "converged": train["metrics"]["converged"], "networks": train["metrics"]["networks"],
            "distance": {"vs_r_med_geo_test_set": train["metrics"]["distance"],
-                        "vs_true_targets": state["truth"]["result"]["distance_vs_true"], "paper": PAPER_DISTANCE},
+                        "vs_true_targets": state["truth"]["result"]["distance_vs_true"],
+                        "paper": {"frac_median": paper.DISTANCE_MEDIAN_FRACTION,
+                                  "frac_std": paper.DISTANCE_STD_FRACTION}},
            "gradients": state["truth"]["result"]["gradients"],
            "steps": {name: {k: state[name][k] for k in ("seconds", "peak_rss_mb")} for name in STEPS}}
     big = [r for rows in out["gradients"].values() for r in rows if r["cnn"]["n"] >= 1000 and r["ratio"] is not None]

@@ -36,27 +36,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalogdb import runs
+from catalogdb import paper, runs
 from catalogdb.cnn import LABELS, UNITS
 from catalogdb.errors import CatalogdbError
 
 MODELS = ("lightgbm", "random_forest", "knn", "ridge")
 CV_FOLDS = 3
 
-# Table C.1 of the paper: test MSE per label and the weighted mean MSE.
-PAPER_TABLE_C1: dict[str, tuple[float, float, float, float, float, float]] = {
-    "CNN": (7390, 0.00497, 0.00318, 0.0649, 0.00117, 0.0685),
-    "LightGBMXT": (7653, 0.00409, 0.00236, 0.0531, 0.0011, 0.0606),
-    "LightGBM": (7803, 0.00409, 0.00259, 0.0558, 0.00108, 0.0619),
-    "LightGBMLarge": (7815, 0.0045, 0.0033, 0.0539, 0.00109, 0.0648),
-    "CatBoost": (7925, 0.00401, 0.0023, 0.0536, 0.00117, 0.0618),
-    "NeuralNetFastAI": (8671, 0.00438, 0.00165, 0.0615, 0.00136, 0.0668),
-    "NeuralNetTorch": (8313, 0.00561, 0.00323, 0.0672, 0.00158, 0.0782),
-    "ExtraTreesMSE": (8470, 0.00628, 0.0051, 0.0607, 0.00128, 0.0803),
-    "RandomForestMSE": (8523, 0.00586, 0.00568, 0.0614, 0.00123, 0.0804),
-    "KNeighborsUnif": (12530, 0.01385, 0.02056, 0.1644, 0.00212, 0.1891),
-    "KNeighborsDist": (12607, 0.01377, 0.02015, 0.1635, 0.00211, 0.1875),
-}
 # The paper model closest to each of ours, for the side-by-side.
 PAPER_COUNTERPART = {"cnn": "CNN", "lightgbm": "LightGBM", "random_forest": "RandomForestMSE",
                      "knn": "KNeighborsDist", "ridge": None}
@@ -265,9 +251,9 @@ def comparison_table(engine: Engine, model_id: str | None = None) -> list[dict]:
                             {"m": model_id}).all()
     out = []
     for name, mse, w, created in rows:
-        paper = PAPER_COUNTERPART.get(name)
-        ref = None if paper is None else {**dict(zip(LABELS, PAPER_TABLE_C1[paper][:5], strict=True)),
-                                          "weighted": PAPER_TABLE_C1[paper][5], "model": paper}
+        counterpart = PAPER_COUNTERPART.get(name)
+        ref = None if counterpart is None else {**dict(zip(LABELS, paper.TABLE_C1[counterpart][:5], strict=True)),
+                                                "weighted": paper.TABLE_C1[counterpart][5], "model": counterpart}
         out.append({"model_id": model_id, "name": name, "test_mse": mse, "weighted_mse": w, "paper": ref,
                     "created_at": created.isoformat() if created else None})
     return out

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import TaskID
 from rich.table import Table
 
+from catalogdb import paper
 from catalogdb.console import print_pairs
 from catalogdb.errors import CatalogdbError
 
@@ -224,11 +225,11 @@ def models_import(
     joblib file, that is a pickle: loading it runs code its writer chose, so only import files you trust
     (or give --scaler-json).
     """
-    from catalogdb.cnn.authors import PUBLISHED_SIGMA_MG, import_model
+    from catalogdb.cnn.authors import import_model
     from catalogdb.db.server import engine
 
     with console.status("converting the SavedModel"):
-        result = import_model(engine(), folder, PUBLISHED_SIGMA_MG if sigma_mg is None else sigma_mg, scaler_json)
+        result = import_model(engine(), folder, paper.SIGMA_MG if sigma_mg is None else sigma_mg, scaler_json)
     console.print(f"model {result['model_id']} registered (sigma_M = {result['sigma_mg']} mag)")
     models()
 
@@ -244,8 +245,9 @@ def models():
         return
     table = Table("model", "created", "train rows", "converged", "Teff (K)", "log g", "[Fe/H]", "M_G", "(BP-RP)_0",
                   "dist. median", "dist. std",
-                  title="test-set scatter / response (paper scatter: 86 K, 0.07, 0.06, 0.25, 0.03; "
-                        "distance 3.7%, 8.2%)")
+                  title="test-set scatter / response (paper scatter: "
+                        + ", ".join(f"{v:g}" for v in paper.TEST_SCATTER.values())
+                        + f"; distance {paper.DISTANCE_MEDIAN_FRACTION:.1%}, {paper.DISTANCE_STD_FRACTION:.1%})")
     nan = float("nan")
     for row in rows:
         labels = row["metrics"].get("labels", {})
@@ -287,17 +289,17 @@ def publish(model: str = typer.Option(None, help="model id (default: the newest 
 def gradients(plot: Path = typer.Option(None, help="write a Fig. 14-style PNG here")):
     """Radial and vertical [Fe/H] gradients (Tables 3 and 4) beside the paper's slopes."""
     from catalogdb.db.server import engine
-    from catalogdb.gradients import PAPER_RADIAL, PAPER_VERTICAL, gradient_tables, plot_gradients
+    from catalogdb.gradients import gradient_tables, plot_gradients
 
     tables = gradient_tables(engine())
-    for name, paper in (("radial", PAPER_RADIAL), ("vertical", PAPER_VERTICAL)):
+    for name, published in (("radial", paper.RADIAL_GRADIENT), ("vertical", paper.VERTICAL_GRADIENT)):
         rows = tables[name]
         table = Table("|Z| (kpc)" if name == "radial" else "R (kpc)", "slope (dex/kpc)", "error",
                       "intercept", "error", "N", "paper slope", title=f"{name} gradient")
         for row in rows:
             table.add_row(f"{row['bin_center']:.2f}", f"{row['slope']:.4f}", f"{row['slope_err']:.4f}",
                           f"{row['intercept']:.3f}", f"{row['intercept_err']:.3f}", f"{row['n']:,}",
-                          f"{paper.get(round(row['bin_center'], 2), float('nan')):.3f}")
+                          f"{published.get(round(row['bin_center'], 2), float('nan')):.3f}")
         console.print(table)
     if plot:
         plot_gradients(tables, plot)

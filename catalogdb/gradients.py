@@ -7,12 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-# Tables 3 and 4 of Shen & Luo (2024): slope (dex/kpc) by bin centre (kpc).
-PAPER_RADIAL = dict(zip([0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7, 1.9],
-                        [-0.054, -0.040, -0.030, -0.022, -0.011, 0.000, 0.003, 0.004, 0.005, 0.008], strict=True))
-PAPER_VERTICAL = dict(zip([7.5, 8.5, 9.5, 10.5, 11.5, 12.5, 13.5],
-                          [-0.263, -0.237, -0.163, -0.098, -0.078, -0.065, -0.069], strict=True))
-
+from catalogdb import paper
 
 QUERIES = {
     "radial": "select * from metallicity_gradient('r_kpc', 'abs_z_kpc', 0, 2, 0.2, 7, 14, :source)",
@@ -40,14 +35,14 @@ def plot_gradients(tables: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, name, paper, xlabel in ((axes[0], "radial", PAPER_RADIAL, "|Z| (kpc)"),
-                                    (axes[1], "vertical", PAPER_VERTICAL, "R (kpc)")):
+    for ax, name, published, xlabel in ((axes[0], "radial", paper.RADIAL_GRADIENT, "|Z| (kpc)"),
+                                    (axes[1], "vertical", paper.VERTICAL_GRADIENT, "R (kpc)")):
         rows = tables[name]
         nan = float("nan")  # a bin with fewer than 3 stars has no slope error (NULL)
         ax.errorbar([r["bin_center"] for r in rows], [nan if r["slope"] is None else r["slope"] for r in rows],
                     yerr=[nan if r["slope_err"] is None else r["slope_err"] for r in rows], fmt="o",
                     label="catalogdb")
-        ax.plot(list(paper), list(paper.values()), "s--", mfc="none", label="Shen & Luo (2024)")
+        ax.plot(list(published), list(published.values()), "s--", mfc="none", label="Shen & Luo (2024)")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"d[Fe/H]/d{'R' if name == 'radial' else '|Z|'} (dex/kpc)")
         ax.legend()

@@ -20,19 +20,10 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from catalogdb import paper
 from catalogdb.db import comparison_schema  # noqa: F401 - the comparison tables on the schema's metadata
-from catalogdb.gradients import PAPER_RADIAL, PAPER_VERTICAL, plot_gradients
+from catalogdb.gradients import plot_gradients
 
-# The paper's numbers, shown beside ours (PAPER.md).
-PAPER_CUTFLOW = {1: 7_060_679, 2: 4_067_525, 3: 54_971, 4: 47_557, 5: 44_593, 6: 39_416, 7: 18_573}
-PAPER_LABELS = {"teff": 86.0, "logg": 0.07, "feh": 0.06, "mg": 0.25, "bprp0": 0.03}
-PAPER_DISTANCE = {  # panel: (N, scatter pc, mean fractional difference)
-    1: (5443, 123, 0.07), 2: (5240, 165, -0.04), 3: (5648, 117, -0.04),
-    4: (4401, 157, 0.152), 5: (4788, 90, 0.094), 6: (5242, 118, 0.038)}
-PAPER_PARAMETERS = {("APOGEE DR17", "teff"): 121, ("APOGEE DR17", "logg"): 0.12, ("APOGEE DR17", "feh"): 0.06,
-                    ("GALAH DR3", "teff"): 97, ("GALAH DR3", "logg"): 0.14, ("GALAH DR3", "feh"): 0.13}
-PAPER_PARAMETER_N = {"APOGEE DR17": 2677, "GALAH DR3": 2218}
-PAPER_VENN = {"no parallax": 54_941, "parallax_over_error <= 5": 265_276, "no GSP-Phot distance": 323_451}
 LABEL_NAMES = {"teff": "T<sub>eff</sub> (K)", "logg": "log g (dex)", "feh": "[Fe/H] (dex)", "mg": "M<sub>G</sub> (mag)",
                "bprp0": "(BP-RP)<sub>0</sub> (mag)"}
 AXIS = {"teff": r"$T_{\rm eff}$ [K]", "logg": r"$\log g$ [dex]", "feh": "[Fe/H] [dex]"}
@@ -423,13 +414,13 @@ def render_html(data: dict, figures: list[Figure]) -> str:
              "<h1>catalogdb report: solar-like stars from LAMOST (Shen &amp; Luo 2024)</h1>",
              f"<p>final_catalog: <b>{final['n']:,}</b> spectra, {final['n_distance']:,} with a CNN distance, "
              f"{final['n_xyz']:,} with X, Y, Z, R; model <code>{_esc(final['model_id'] or 'none')}</code>; "
-             f"targets view: {data['targets']:,} spectra (paper: 521,455). Every number below is read from the "
-             "database views; the paper's values are in <i>italics</i>.</p>"]
+             f"targets view: {data['targets']:,} spectra (paper: {paper.TARGETS:,}). Every number below is read "
+             "from the database views; the paper's values are in <i>italics</i>.</p>"]
 
     parts.append("<h2>Training cut-flow (Table 2)</h2>")
     parts.append(_table(["stage", "selection", "count", "paper"],
                         [[str(r["stage"]), _esc(r["description"]), f"{r['count']:,}",
-                          f"{PAPER_CUTFLOW[r['stage']]:,}" if r["stage"] in PAPER_CUTFLOW else ""]
+                          f"{paper.CUTFLOW[r['stage']]:,}" if r["stage"] in paper.CUTFLOW else ""]
                          for r in data["cutflow"]], left=2, paper_cols=(3,)))
 
     parts.append("<h2>Targets by reason (Sect. 4.1, Fig. 8)</h2>")
@@ -438,7 +429,7 @@ def render_html(data: dict, figures: list[Figure]) -> str:
     rows = [[" and ".join(n for n, k in zip(names, key, strict=True) if k) or "none", f"{n:,}"]
             for key, n in sorted(regions.items(), key=lambda kv: -kv[1])]
     parts.append(_table(["reasons", "spectra"], rows))
-    totals = [[name, f"{sum(n for k, n in regions.items() if k[i]):,}", f"{PAPER_VENN[name]:,}"]
+    totals = [[name, f"{sum(n for k, n in regions.items() if k[i]):,}", f"{paper.TARGET_VENN[name]:,}"]
               for i, name in enumerate(names)]
     parts.append(_table(["reason (all spectra with it)", "spectra", "paper"], totals, paper_cols=(2,)))
 
@@ -449,15 +440,16 @@ def render_html(data: dict, figures: list[Figure]) -> str:
         parts.append(f"<p>model <code>{_esc(model['model_id'])}</code>, {model['training_rows']:,} training rows "
                      f"({m.get('n_reference', 'n/a')} reference, {m.get('n_test', 'n/a')} test); "
                      f"&sigma;<sub>M</sub> = {_num(model['sigma_mg'])} mag.</p>")
-        rows = [[LABEL_NAMES[k], v.get("bias"), v.get("scatter"), v.get("mse"), PAPER_LABELS.get(k)]
+        rows = [[LABEL_NAMES[k], v.get("bias"), v.get("scatter"), v.get("mse"), paper.TEST_SCATTER.get(k)]
                 for k, v in m.get("labels", {}).items()]
         parts.append(_table(["label", "bias", "scatter", "MSE", "paper scatter"], rows, paper_cols=(4,)))
         dist = m.get("distance", {})
         parts.append(_table(
             ["distance vs r_med_geo", "value", "paper"],
-            [["median fractional error", _pct(dist.get("frac_median")), "3.7%"],
-             ["std of fractional error", _pct(dist.get("frac_std"), signed=False), "8.2%"],
-             ["scatter (pc)", dist.get("scatter_pc"), "65"]], paper_cols=(2,)))
+            [["median fractional error", _pct(dist.get("frac_median")), f"{paper.DISTANCE_MEDIAN_FRACTION:.1%}"],
+             ["std of fractional error", _pct(dist.get("frac_std"), signed=False),
+              f"{paper.DISTANCE_STD_FRACTION:.1%}"],
+             ["scatter (pc)", dist.get("scatter_pc"), str(paper.DISTANCE_SCATTER_PC)]], paper_cols=(2,)))
     else:
         parts.append("<p class='note'>No model in the registry.</p>")
 
@@ -465,7 +457,7 @@ def render_html(data: dict, figures: list[Figure]) -> str:
     if data["distance"]:
         rows = []
         for r in data["distance"]:
-            p = PAPER_DISTANCE.get(r["panel"], (None, None, None))
+            p = paper.DISTANCE_COMPARISON.get(r["panel"], (None, None, None))
             rows.append([f"{_esc(r['catalogue'])} &minus; {_esc(r['reference'])}", f"{r['n']:,}", r["mean_diff"],
                          r["std_diff"], _pct(r["mean_frac"]), _pct(r["std_frac"], signed=False),
                          f"{p[0]:,}" if p[0] else "", f"{p[1]}" if p[1] else "",
@@ -478,18 +470,18 @@ def render_html(data: dict, figures: list[Figure]) -> str:
     parts.append("<h2>Stellar parameters against APOGEE DR17 and GALAH DR3 (Sect. 4.3, Fig. 11)</h2>")
     if data["parameters"]:
         rows = [[_esc(r["survey"]), LABEL_NAMES.get(r["parameter"], r["parameter"]), f"{r['n']:,}", r["bias"],
-                 r["scatter"], f"{PAPER_PARAMETER_N.get(r['survey'], 0):,}",
-                 _num(PAPER_PARAMETERS.get((r["survey"], r["parameter"])))] for r in data["parameters"]]
+                 r["scatter"], f"{paper.PARAMETER_COMPARISON_N.get(r['survey'], 0):,}",
+                 _num(paper.PARAMETER_COMPARISON.get((r["survey"], r["parameter"])))] for r in data["parameters"]]
         parts.append(_table(["survey", "parameter", "N", "bias (CNN &minus; survey)", "scatter", "paper N",
                              "paper scatter"], rows, left=2, paper_cols=(5, 6)))
     else:
         parts.append("<p class='note'>No spectra pass the comparison cuts (or GALAH DR3 is not ingested).</p>")
 
     parts.append("<h2>Metallicity gradients (Sect. 4.4, Tables 3 and 4)</h2>")
-    for name, key, paper, unit in (("radial", "|Z| (kpc)", PAPER_RADIAL, "d[Fe/H]/dR"),
-                                   ("vertical", "R (kpc)", PAPER_VERTICAL, "d[Fe/H]/d|Z|")):
+    for name, key, published, unit in (("radial", "|Z| (kpc)", paper.RADIAL_GRADIENT, "d[Fe/H]/dR"),
+                                       ("vertical", "R (kpc)", paper.VERTICAL_GRADIENT, "d[Fe/H]/d|Z|")):
         rows = [[f"{r['bin_center']:.1f}", _fixed(r["slope"]), _fixed(r["slope_err"]), _fixed(r["intercept"], 3),
-                 _fixed(r["intercept_err"], 3), f"{r['n']:,}", _fixed(paper.get(round(r["bin_center"], 1)), 3)]
+                 _fixed(r["intercept_err"], 3), f"{r['n']:,}", _fixed(published.get(round(r["bin_center"], 1)), 3)]
                 for r in data["gradients"][name]]
         parts.append(f"<h3>{name.capitalize()} gradient, {unit} (dex/kpc)</h3>")
         parts.append(_table([key, "slope", "error", "intercept", "error", "N", "paper slope"], rows,

@@ -38,15 +38,12 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from catalogdb import __version__, runs
+from catalogdb import __version__, paper, runs
 from catalogdb.cnn import LABELS, N_PIXELS
 from catalogdb.cnn.registry import CONFIG_FILE, SCALER_FILE, LabelScaler, register
 from catalogdb.config import settings
 from catalogdb.errors import BadInput, CatalogdbError
 
-DOI = "10.5281/zenodo.13748129"
-PUBLISHED_SIGMA_MG = 0.2546  # the authors' test-set scatter of M_G (PAPER.md, Distance)
-PAPER_TRAINING_ROWS = 18_573  # the paper's training set (Table 2), not rows of this database
 # cnn_model.training_checksum is NOT NULL; the authors' training rows are not here to checksum.
 TRAINING_CHECKSUM = "none: imported, trained by the authors"
 SOURCE_LABELS = ("teff", "logg", "feh", "mg_geo", "bp_rp_0")  # the authors' column order
@@ -79,7 +76,7 @@ def locate(folder: Path, scaler_json: Path | None = None) -> AuthorsFiles:
                            (saved_model / "variables" / "variables.index", "the SavedModel's weights")):
         if not required.is_file():
             raise BadInput(f"{required} not found: expected {what} (model/cnn_model/saved_model.pb and "
-                           f"model/cnn_model/variables/ of doi:{DOI}) in {folder}")
+                           f"model/cnn_model/variables/ of doi:{paper.DOI_MODEL}) in {folder}")
     if scaler_json is not None:
         if not Path(scaler_json).is_file():
             raise BadInput(f"{scaler_json} not found: expected the label scaler as JSON "
@@ -269,7 +266,7 @@ def _model_id(sums: dict[str, str], sigma_mg: float) -> str:
     return f"shen-luo-2024-{digest[:10]}"
 
 
-def import_model(engine: Engine, folder: Path, sigma_mg: float = PUBLISHED_SIGMA_MG, scaler_json: Path | None = None,
+def import_model(engine: Engine, folder: Path, sigma_mg: float = paper.SIGMA_MG, scaler_json: Path | None = None,
                  models_dir: Path | None = None) -> dict:
     """Convert and register the authors' network from DIR; returns the registry row (model_id, path, config, ...)."""
     if not (np.isfinite(sigma_mg) and sigma_mg >= 0):
@@ -279,23 +276,23 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = PUBLISHED_SIGMA
     models_dir = Path(models_dir) if models_dir is not None else settings().models_dir
     sums = checksums(files)
     model_id = _model_id(sums, sigma_mg)
-    params = {"source": str(Path(folder).resolve()), "doi": DOI, "sigma_mg": sigma_mg,
+    params = {"source": str(Path(folder).resolve()), "doi": paper.DOI_MODEL, "sigma_mg": sigma_mg,
               "scaler": str(files.scaler.resolve())}
     with engine.begin() as conn:
         run_id = runs.start(conn, "models import", params,
                             [{"path": str(files.folder / name), "sha256": s} for name, s in sums.items()])
     try:
         network, info = convert(files.saved_model)
-        config = {"model_id": model_id, "imported": True, "doi": DOI,
+        config = {"model_id": model_id, "imported": True, "doi": paper.DOI_MODEL,
                   "reference": "Shen & Luo (2024), A&A; network from the SolarDis repository's Zenodo record",
                   "source": str(Path(folder).resolve()), "saved_model": str(files.saved_model.resolve()),
                   "scaler_file": str(files.scaler.resolve()),
                   "scaler_format": "json" if files.scaler_is_json else "joblib StandardScaler",
-                  "checksums": sums, "published sigma_M": PUBLISHED_SIGMA_MG, "sigma_mg": sigma_mg,
+                  "checksums": sums, "published sigma_M": paper.SIGMA_MG, "sigma_mg": sigma_mg,
                   "source_labels": list(SOURCE_LABELS), "labels": list(LABELS),
                   "label_map": dict(zip(SOURCE_LABELS, LABELS, strict=True)),
                   "model_files": [NETWORK_FILE], "folds": 1, **info,
-                  "training_rows": PAPER_TRAINING_ROWS,
+                  "training_rows": paper.TRAINING_ROWS,
                   "training_rows_note": "the paper's training set (Table 2: 14,858 reference + 3,715 test), "
                                         "trained by the authors; not rows of this database",
                   "converted_with": "Keras 3 TFSMLayer(serving_default) -> catalogdb.cnn.model.build_model",
@@ -307,7 +304,7 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = PUBLISHED_SIGMA
         try:
             with engine.begin() as conn:
                 register(conn, {"model_id": model_id, "path": folder_out, "config": config,
-                                "training_rows": PAPER_TRAINING_ROWS, "training_checksum": TRAINING_CHECKSUM,
+                                "training_rows": paper.TRAINING_ROWS, "training_checksum": TRAINING_CHECKSUM,
                                 "metrics": metrics, "sigma_mg": sigma_mg, "run_id": run_id})
                 runs.finish(conn, run_id, {"models": 1, "parameters": info["parameters"]})
         except BaseException:
@@ -318,7 +315,7 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = PUBLISHED_SIGMA
         with engine.begin() as conn:
             runs.finish(conn, run_id, {}, "failed")
         raise
-    return {"model_id": model_id, "path": str(folder_out), "config": config, "training_rows": PAPER_TRAINING_ROWS,
+    return {"model_id": model_id, "path": str(folder_out), "config": config, "training_rows": paper.TRAINING_ROWS,
             "training_checksum": TRAINING_CHECKSUM, "code_version": __version__, "metrics": metrics,
             "sigma_mg": sigma_mg, "run_id": run_id}
 

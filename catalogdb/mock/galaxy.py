@@ -12,12 +12,13 @@ from functools import cache
 
 import numpy as np
 
-# PAPER.md Table 3: radial [Fe/H] gradient (dex/kpc) in |Z| bins of 0.2 kpc (centres 0.1 ... 1.9).
-TABLE3_Z = np.arange(0.1, 2.0, 0.2)
-TABLE3_SLOPE = np.array([-0.054, -0.040, -0.030, -0.022, -0.011, 0.000, 0.003, 0.004, 0.005, 0.008])
-# PAPER.md Table 4: vertical [Fe/H] gradient (dex/kpc) in R bins of 1 kpc (centres 7.5 ... 13.5).
-TABLE4_R = np.arange(7.5, 14.0, 1.0)
-TABLE4_SLOPE = np.array([-0.263, -0.237, -0.163, -0.098, -0.078, -0.065, -0.069])
+from catalogdb import paper
+
+# The injected field reproduces the paper's Table 3 (radial gradient by |Z|) and Table 4 (vertical by R).
+TABLE3_Z = np.array(list(paper.RADIAL_GRADIENT))
+TABLE3_SLOPE = np.array(list(paper.RADIAL_GRADIENT.values()))
+TABLE4_R = np.array(list(paper.VERTICAL_GRADIENT))
+TABLE4_SLOPE = np.array(list(paper.VERTICAL_GRADIENT.values()))
 
 R_REF = 8.0  # kpc: reference radius of the metallicity polynomial
 FEH_REF = 0.0  # dex: [Fe/H] at R_REF in the plane
