@@ -1,4 +1,4 @@
-"""Metallicity gradients read from the gradient views, the paper's values, and the Fig. 14-style plot."""
+"""Metallicity gradients with the binning stored in the database (gradient_table), and the Fig. 14-style plot."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from catalogdb import paper
 
-QUERIES = {
-    "radial": "select * from metallicity_gradient('r_kpc', 'abs_z_kpc', 0, 2, 0.2, 7, 14, :source)",
-    "vertical": "select * from metallicity_gradient('abs_z_kpc', 'r_kpc', 7, 14, 1, 0, 2, :source)",
-}
+BINNINGS = ("radial", "vertical")  # rows of gradient_binning: Tables 3 and 4
 
 
 def gradient_tables_on(conn: Connection, source: str) -> dict[str, list[dict]]:
     """Both gradient tables from `source` on an open connection (temporary tables are visible)."""
-    return {name: [dict(row._mapping) for row in conn.execute(sa.text(sql), {"source": source})]
-            for name, sql in QUERIES.items()}
+    return {name: [dict(row._mapping) for row in conn.execute(
+        sa.text("select * from gradient_table(:binning, :source)"), {"binning": name, "source": source})]
+            for name in BINNINGS}
 
 
 def gradient_tables(engine: Engine, source: str = "gradient_sample") -> dict[str, list[dict]]:

@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from catalogdb.gradients import QUERIES, gradient_tables_on
+from catalogdb.gradients import BINNINGS, gradient_tables_on
 
 
 def _load_truth(conn: Connection, survey: Path) -> None:
@@ -68,7 +68,7 @@ def gradients_against_truth(engine: Engine, survey: Path, feh_response: float | 
                 for source in ("truth_sample", "cnn_true_position_sample", "gradient_sample")}
         conn.rollback()
     out: dict[str, list[dict]] = {}
-    for name in QUERIES:
+    for name in BINNINGS:
         by_bin = {round(b["abs_z_kpc" if name == "radial" else "r_kpc"], 2): b for b in injected[name]}
         tables = {source: {round(r["bin_center"], 2): r for r in rows[name]} for source, rows in fits.items()}
         rows = []
