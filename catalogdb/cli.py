@@ -82,11 +82,11 @@ def _print_status() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")):
-    """Migrate the schema up."""
-    from catalogdb.db import migrate
+    """Migrate the schema up (and refresh TAP_SCHEMA from the declarations)."""
+    from catalogdb.db import admin
     from catalogdb.db.server import engine
 
-    migrate.upgrade(engine(), revision)
+    admin.upgrade(engine(), revision)
     _print_status()
 
 

@@ -18,9 +18,8 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalogdb.db import schema
+from catalogdb.db import published, schema
 from catalogdb.errors import BadInput
-from catalogdb.tap import published
 from catalogdb.tap.votable import Field, ResultStatus, fields_for, fits_header, fits_rows, votable
 
 FORMATS = ("csv", "fits", "votable", "parquet")

@@ -1,21 +1,15 @@
-"""Ingest specs: a declarative spec per source (catalogdb/sources/*.toml), checked against the schema."""
+"""Ingest specs: what the loader reads of a source, taken from its declaration (catalogdb/sources/*.toml)."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from catalogdb.config import SOURCE_SPECS_DIR
+from catalogdb.db.catalogues import catalogue, sources
 from catalogdb.db.schema import metadata
 from catalogdb.errors import CatalogdbError
 from catalogdb.ingest.units import unit_scale
-
-SQL_TYPES = {"int16": sa.SmallInteger, "int32": sa.Integer, "int64": sa.BigInteger, "float32": sa.REAL,
-             "float64": sa.Double, "text": sa.Text, "date": sa.Date}
-
 
 # --- specs ------------------------------------------------------------------------------------------
 
@@ -56,53 +50,34 @@ class Spec:
         return set(self.key) | {c.name for c in table.columns if not c.nullable}
 
 
-def sources() -> list[str]:
-    """The sources with a spec in catalogdb/sources/."""
-    return sorted(p.stem for p in SOURCE_SPECS_DIR.glob("*.toml"))
-
-
 def load_spec(source: str) -> Spec:
-    """Read and check catalogdb/sources/<source>.toml against the table it loads."""
-    path = SOURCE_SPECS_DIR / f"{source}.toml"
-    if not path.exists():
-        raise CatalogdbError(f"unknown source {source!r}; expected one of: {', '.join(sources())}")
-    raw = tomllib.loads(path.read_text())
-    default_nulls = tuple(raw.get("null_values", ()))
-    cols = []
-    for name, c in raw["columns"].items():
-        cols.append(ColumnSpec(name=name, file=c.get("file", name), type=c["type"], unit=c.get("unit"),
-                               units_accepted=tuple(c.get("units_accepted", ())),
-                               required=bool(c.get("required", False)),
-                               null_values=tuple(c.get("null_values", default_nulls))))
-    spec = Spec(source=raw["source"], table=raw["table"], key=tuple(raw["key"]), formats=tuple(raw["formats"]),
-                columns=tuple(cols), fits_hdu=int(raw.get("fits_hdu", 1)), ra=raw.get("ra"), dec=raw.get("dec"),
-                nan_is_null=bool(raw.get("nan_is_null", True)), skip=tuple(raw.get("skip", ())),
-                description=raw.get("description", ""))
-    _check_spec(spec, path)
+    """The ingest spec of a source: the file-read columns of its declaration (catalogdb/sources/<source>.toml)."""
+    cat = catalogue(source)
+    cols = tuple(ColumnSpec(name=c.name, file=c.file, type=c.type, unit=c.file_unit or c.unit,
+                            units_accepted=c.units_accepted, required=c.required,
+                            null_values=cat.null_values if c.null_values is None else c.null_values)
+                 for c in cat.columns if c.ingest)
+    spec = Spec(source=cat.source, table=cat.table, key=cat.key, formats=cat.formats, columns=cols,
+                fits_hdu=cat.fits_hdu, ra=cat.ra, dec=cat.dec, nan_is_null=cat.nan_is_null, skip=cat.skip,
+                description=cat.description)
+    _check_spec(spec, SOURCE_SPECS_DIR / f"{source}.toml")
     return spec
 
 
 def _check_spec(spec: Spec, path: Path) -> None:
-    table = metadata.tables.get(spec.table)
-    if table is None:
-        raise CatalogdbError(f"{path}: table {spec.table!r} is not in the schema")
+    table = metadata.tables[spec.table]
     skip = {s.lower() for s in spec.skip}
     for c in spec.columns:
-        if c.name not in table.columns:
-            raise CatalogdbError(f"{path}: column {c.name!r} is not a column of {spec.table}")
-        if c.type not in SQL_TYPES or not isinstance(table.columns[c.name].type, SQL_TYPES[c.type]):
-            raise CatalogdbError(f"{path}: column {c.name!r} has type {c.type!r} but {spec.table}.{c.name} "
-                                 f"is {table.columns[c.name].type}")
         if c.file.lower() in skip:
             raise CatalogdbError(f"{path}: column {c.file!r} is both mapped and skipped")
         target = table.columns[c.name].info.get("unit")
         if c.unit is not None and unit_scale(c.unit, target) is None:
-            raise CatalogdbError(f"{path}: column {c.name!r} declares unit {c.unit!r}, which is not {target!r} or "
-                                 f"a multiple of it ({spec.table}.{c.name} is stored in {target!r})")
+            raise CatalogdbError(f"{path}: column {c.name!r} declares file unit {c.unit!r}, which is not {target!r} "
+                                 f"or a multiple of it ({spec.table}.{c.name} is stored in {target!r})")
     names = {c.name for c in spec.columns}
     for k in (*spec.key, spec.ra, spec.dec):
         if k is not None and k not in names:
-            raise CatalogdbError(f"{path}: {k!r} is used as key or coordinate but not mapped")
+            raise CatalogdbError(f"{path}: {k!r} is used as key or coordinate but not read from the file")
 
 
 __all__ = ["ColumnSpec", "Spec", "load_spec", "sources"]

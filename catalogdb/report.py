@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from catalogdb import paper
-from catalogdb.db import comparison_schema  # noqa: F401 - the comparison tables on the schema's metadata
 from catalogdb.gradients import plot_gradients
 
 LABEL_NAMES = {"teff": "T<sub>eff</sub> (K)", "logg": "log g (dex)", "feh": "[Fe/H] (dex)", "mg": "M<sub>G</sub> (mag)",

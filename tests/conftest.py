@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -39,9 +41,15 @@ def create_database(server: str, prefix: str = "t") -> str:
 
 
 @pytest.fixture(scope="session")
-def embedded_home(tmp_path_factory) -> Path:
-    """A CATALOGDB_HOME whose embedded server serves the whole session."""
-    return tmp_path_factory.mktemp("home")
+def embedded_home() -> Path:
+    """A CATALOGDB_HOME whose embedded server serves the whole session.
+
+    Outside pytest's own temporary root: every pytest session run as root narrows that root to mode 0700, which
+    would lock out the embedded server's `pgserver` user of any other session running at the same time.
+    """
+    home = Path(tempfile.mkdtemp(prefix="catalogdb-test-home-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
-from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables for the loader
 from catalogdb.errors import BadInput
 from catalogdb.ingest.copy import encode_binary
 from catalogdb.ingest.files import IngestSummary, ingest_files
@@ -449,7 +448,7 @@ def test_starhorse_kpc_is_stored_in_pc_and_recorded(db, tmp_path):
                 assert np.float32(value) == np.float32(np.float64(kpc) * 1000.0), (apogee_id, q)
     assert stored["2M00000019-1924498"].dist50_pc == pytest.approx(1234.5, rel=1e-6)
     expected = [{"file": str(path), "column": f"dist{q}", "table_column": f"apogee_starhorse.dist{q}_pc", "from": "kpc",
-                 "to": "pc", "factor": 1000.0, "unit_from": "file"} for q in ("50", "16", "84")]
+                 "to": "pc", "factor": 1000.0, "unit_from": "file"} for q in ("16", "50", "84")]  # table order
     assert s.unit_conversions == expected
     assert ("unit conversion", "APOGEE_DR17_EDR3_STARHORSE_v2.fits: dist50 kpc -> pc (x 1000) into "
                                "apogee_starhorse.dist50_pc") in s.rows()
@@ -476,8 +475,8 @@ def test_starhorse_csv_without_units_takes_the_specs_kpc(db, tmp_path):
 
 def test_unit_that_is_no_multiple_is_an_error_and_nothing_is_written(db, tmp_path):
     path = dr17_starhorse(tmp_path / "sh_mag.fits", dist_unit="mag")
-    with pytest.raises(BadInput, match=r"sh_mag.fits: column dist50 has unit 'mag', which is not 'pc' or a multiple "
-                                       r"of it; expected 'kpc' for apogee_starhorse.dist50_pc"):
+    with pytest.raises(BadInput, match=r"sh_mag.fits: column dist16 has unit 'mag', which is not 'pc' or a multiple "
+                                       r"of it; expected 'kpc' for apogee_starhorse.dist16_pc"):
         ingest_files(db, "starhorse", [path])
     assert count(db, "select count(*) from apogee_starhorse") == 0
     assert count(db, "select count(*) from run") == 0
@@ -699,7 +698,7 @@ def test_mock_comparison_files(db, mock_survey):
         s = ingest_files(db, source, [mock_survey / name])
         assert (s.read, s.inserted, s.rejected) == (n, n, 0), source
         # only StarHorse writes another unit than the table's: its kpc distances
-        assert [c["column"] for c in s.unit_conversions] == (["dist50", "dist16", "dist84"]
+        assert [c["column"] for c in s.unit_conversions] == (["dist16", "dist50", "dist84"]
                                                              if source == "starhorse" else []), source
     with fits.open(mock_survey / SOURCES["starhorse"]) as hdul:
         data = hdul[1].data

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
-from catalogdb.db import comparison_schema  # noqa: F401 - registers the comparison tables for the loader
 from catalogdb.demo import run_demo
 from catalogdb.ingest.files import ingest_files
 from catalogdb.mock.comparisons import SOURCES, write_comparisons

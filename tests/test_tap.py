@@ -17,10 +17,10 @@ import sqlalchemy as sa
 import uvicorn
 
 from catalogdb.db import admin
+from catalogdb.db.published import READER_ROLE
 from catalogdb.publish import publish_rows
 from catalogdb.tap import adql
 from catalogdb.tap.app import create_app
-from catalogdb.tap.published import READER_ROLE
 from catalogdb.tap.query import TapConfig
 from conftest import create_database, require
 

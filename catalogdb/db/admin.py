@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalogdb.db import migrate, q3c
+from catalogdb.db import migrate, published, q3c
 from catalogdb.db.schema import metadata
 from catalogdb.db.server import describe
 
@@ -16,12 +16,16 @@ def init(engine: Engine, q3c_mode: str = "auto") -> str:
     """Install q3c (extension or compat) and migrate to head; returns the active q3c mode."""
     with engine.begin() as conn:
         mode = q3c.ensure(conn, q3c_mode)
-    migrate.upgrade(engine)
-    from catalogdb.tap.published import refresh  # TAP_SCHEMA and the read-only role's grants, up to date
-
-    with engine.begin() as conn:
-        refresh(conn)
+    upgrade(engine)
     return mode
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to `revision`; at head, TAP_SCHEMA and the read-only role's grants follow the declarations."""
+    migrate.upgrade(engine, revision)
+    if migrate.current(engine) == migrate.head():
+        with engine.begin() as conn:
+            published.refresh(conn)
 
 
 @dataclass

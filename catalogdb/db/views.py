@@ -1,55 +1,99 @@
-"""The final catalogue's columns with their unit, UCD and description, for TAP and the exports.
+"""The final catalogue's columns: each names the table column it copies and inherits that column's metadata.
 
-The view's SQL is frozen in the migrations (catalogdb/db/sql/views/final_catalog/v1.sql, then 0012);
-the column list here names the same columns (expression, name) in the same order.
+The SQL of prediction_catalog (and so of the final_catalog table) is frozen in the migrations
+(catalogdb/db/sql/views/final_catalog/v1.sql, then 0012). Here each of its columns, in the same order, names
+its source column: unit and UCD always come from there (declared once, in the catalogue files or schema.py);
+a description may be reworded for the catalogue's reader. Only a computed column declares its own metadata.
 """
 
 from __future__ import annotations
 
-# (column expression, name, unit, UCD, description) in the order of Table D.1, then catalogdb's additions.
-FINAL_CATALOG_COLUMNS = [
-    ("l.obsid", "obsid", None, "meta.id;meta.main", "LAMOST unique spectrum identifier"),
-    ("l.ra", "ra", "deg", "pos.eq.ra;meta.main", "Right ascension (ICRS) from the LAMOST catalogue"),
-    ("l.dec", "dec", "deg", "pos.eq.dec;meta.main", "Declination (ICRS) from the LAMOST catalogue"),
-    ("l.snrg", "snrg", None, "stat.snr", "Signal-to-noise ratio in the g band"),
-    ("l.snrr", "snrr", None, "stat.snr", "Signal-to-noise ratio in the r band"),
-    ("s.flag", "flag", None, "meta.code.qual", "1 when pixels outside [0.1, 1.2] were set to 1.0 in preprocessing"),
-    ("p.cnn_teff", "cnn_teff", "K", "phys.temperature.effective", "CNN effective temperature"),
-    ("p.cnn_logg", "cnn_logg", "dex", "phys.gravity", "CNN surface gravity log g"),
-    ("p.cnn_feh", "cnn_feh", "dex", "phys.abund.Fe", "CNN metallicity [Fe/H]"),
-    ("p.cnn_mg", "cnn_mg", "mag", "phys.magAbs;em.opt", "CNN absolute magnitude M_G"),
-    ("p.cnn_bprp", "cnn_bprp", "mag", "phot.color", "CNN intrinsic colour (BP-RP)_0"),
-    ("p.cnn_distance", "cnn_distance", "pc", "pos.distance", "Distance: mode of P(d) (Eq. 5)"),
-    ("l.teff", "lasp_teff", "K", "phys.temperature.effective", "LASP effective temperature"),
-    ("l.teff_err", "lasp_teff_err", "K", "stat.error;phys.temperature.effective", "Uncertainty of lasp_teff"),
-    ("l.logg", "lasp_logg", "dex", "phys.gravity", "LASP surface gravity"),
-    ("l.logg_err", "lasp_logg_err", "dex", "stat.error;phys.gravity", "Uncertainty of lasp_logg"),
-    ("l.feh", "lasp_feh", "dex", "phys.abund.Fe", "LASP metallicity"),
-    ("l.feh_err", "lasp_feh_err", "dex", "stat.error;phys.abund.Fe", "Uncertainty of lasp_feh"),
-    ("l.rv", "lasp_rv", "km/s", "spect.dopplerVeloc.opt", "LASP radial velocity"),
-    ("l.rv_err", "lasp_rv_err", "km/s", "stat.error;spect.dopplerVeloc.opt", "Uncertainty of lasp_rv"),
-    ("xg.source_id", "gaia_source_id", None, "meta.id.cross", "Gaia DR3 source_id of the best match within 3 arcsec"),
-    ("g.parallax", "parallax", "mas", "pos.parallax.trig", "Gaia DR3 parallax"),
-    ("g.parallax_over_error", "parallax_over_error", None, "arith.ratio", "Gaia DR3 parallax over its error"),
-    ("g.parallax_zeropoint", "parallax_zeropoint", "mas", "pos.parallax;arith.zp", "Lindegren et al. (2021) parallax zero point"),
-    ("g.parallax - g.parallax_zeropoint", "parallax_correction", "mas", "pos.parallax.trig", "Parallax minus its zero point"),
-    ("g.phot_g_mean_mag", "gaia_g_mean_mag", "mag", "phot.mag;em.opt", "Gaia G magnitude"),
-    ("g.bp_rp", "gaia_bp_rp", "mag", "phot.color", "Gaia BP - RP colour"),
-    ("d.r_med_geo", "r_med_geo", "pc", "pos.distance", "Bailer-Jones et al. (2021) median geometric distance"),
-    ("xa.apogee_id", '"APOGEE_ID"', None, "meta.id.cross", "APOGEE DR17 APOGEE_ID of the best match within 1 arcsec"),
-    ("p.cnn_teff_err", "cnn_teff_err", "K", "stat.error;phys.temperature.effective", "Spread of the fold models' Teff"),
-    ("p.cnn_logg_err", "cnn_logg_err", "dex", "stat.error;phys.gravity", "Spread of the fold models' log g"),
-    ("p.cnn_feh_err", "cnn_feh_err", "dex", "stat.error;phys.abund.Fe", "Spread of the fold models' [Fe/H]"),
-    ("p.cnn_mg_err", "cnn_mg_err", "mag", "stat.error;phys.magAbs", "Spread of the fold models' M_G"),
-    ("p.cnn_bprp_err", "cnn_bprp_err", "mag", "stat.error;phot.color", "Spread of the fold models' (BP-RP)_0"),
-    ("p.a_g", "a_g", "mag", "phys.absorption;em.opt", "G-band extinction used for the distance"),
-    ("p.a_g_source", "a_g_source", None, "meta.note", "bp_rp: 1.8626 (bp_rp - cnn_bprp); ag_gspphot: GSP-Phot fallback"),
-    ("p.distance_p16", "distance_p16", "pc", "pos.distance;stat.min", "16th percentile of P(d)"),
-    ("p.distance_p50", "distance_p50", "pc", "pos.distance;stat.median", "Median of P(d)"),
-    ("p.distance_p84", "distance_p84", "pc", "pos.distance;stat.max", "84th percentile of P(d)"),
-    ("p.x", "x", "pc", "pos.cartesian.x", "Galactocentric X (astropy default frame)"),
-    ("p.y", "y", "pc", "pos.cartesian.y", "Galactocentric Y"),
-    ("p.z", "z", "pc", "pos.cartesian.z", "Galactocentric Z"),
-    ("p.r", "r", "pc", "pos.distance", "Galactocentric cylindrical radius R"),
-    ("p.model_id", "model_id", None, "meta.id", "CNN model that made the prediction"),
-]
+from dataclasses import dataclass
+
+from catalogdb.db.catalogues import ForeignKey
+
+
+@dataclass(frozen=True)
+class ViewColumn:
+    """A column of a view: the table column it copies ("table.column"), or its own metadata when computed."""
+
+    name: str
+    source: str | None
+    description: str | None = None  # None: the source column's
+    unit: str | None = None  # computed columns only
+    ucd: str | None = None  # computed columns only
+
+
+def _c(name: str, source: str, description: str | None = None) -> ViewColumn:
+    return ViewColumn(name, source, description)
+
+
+# Table D.1 of Shen & Luo (2024), then catalogdb's additions.
+FINAL_CATALOG = (
+    _c("obsid", "lamost_star.obsid"),
+    _c("ra", "lamost_star.ra", "Right ascension (ICRS) from the LAMOST catalogue"),
+    _c("dec", "lamost_star.dec", "Declination (ICRS) from the LAMOST catalogue"),
+    _c("snrg", "lamost_star.snrg"),
+    _c("snrr", "lamost_star.snrr"),
+    _c("flag", "spectrum.flag"),
+    _c("cnn_teff", "cnn_prediction.cnn_teff"),
+    _c("cnn_logg", "cnn_prediction.cnn_logg"),
+    _c("cnn_feh", "cnn_prediction.cnn_feh"),
+    _c("cnn_mg", "cnn_prediction.cnn_mg"),
+    _c("cnn_bprp", "cnn_prediction.cnn_bprp"),
+    _c("cnn_distance", "cnn_prediction.cnn_distance", "Distance: mode of P(d) (Eq. 5)"),
+    _c("lasp_teff", "lamost_star.teff"),
+    _c("lasp_teff_err", "lamost_star.teff_err", "Uncertainty of lasp_teff"),
+    _c("lasp_logg", "lamost_star.logg"),
+    _c("lasp_logg_err", "lamost_star.logg_err", "Uncertainty of lasp_logg"),
+    _c("lasp_feh", "lamost_star.feh"),
+    _c("lasp_feh_err", "lamost_star.feh_err", "Uncertainty of lasp_feh"),
+    _c("lasp_rv", "lamost_star.rv"),
+    _c("lasp_rv_err", "lamost_star.rv_err", "Uncertainty of lasp_rv"),
+    _c("gaia_source_id", "xmatch_lamost_gaia.source_id", "Gaia DR3 source_id of the best match within 3 arcsec"),
+    _c("parallax", "gaia_source.parallax", "Gaia DR3 parallax"),
+    _c("parallax_over_error", "gaia_source.parallax_over_error", "Gaia DR3 parallax over its error"),
+    _c("parallax_zeropoint", "gaia_source.parallax_zeropoint", "Lindegren et al. (2021) parallax zero point"),
+    ViewColumn("parallax_correction", None, "Parallax minus its zero point", "mas", "pos.parallax.trig"),
+    _c("gaia_g_mean_mag", "gaia_source.phot_g_mean_mag", "Gaia G magnitude"),
+    _c("gaia_bp_rp", "gaia_source.bp_rp", "Gaia BP - RP colour"),
+    _c("r_med_geo", "gaia_distance.r_med_geo", "Bailer-Jones et al. (2021) median geometric distance"),
+    _c("APOGEE_ID", "xmatch_lamost_apogee.apogee_id", "APOGEE DR17 APOGEE_ID of the best match within 1 arcsec"),
+    _c("cnn_teff_err", "cnn_prediction.cnn_teff_err"),
+    _c("cnn_logg_err", "cnn_prediction.cnn_logg_err"),
+    _c("cnn_feh_err", "cnn_prediction.cnn_feh_err"),
+    _c("cnn_mg_err", "cnn_prediction.cnn_mg_err"),
+    _c("cnn_bprp_err", "cnn_prediction.cnn_bprp_err"),
+    _c("a_g", "cnn_prediction.a_g"),
+    _c("a_g_source", "cnn_prediction.a_g_source"),
+    _c("distance_p16", "cnn_prediction.distance_p16"),
+    _c("distance_p50", "cnn_prediction.distance_p50"),
+    _c("distance_p84", "cnn_prediction.distance_p84"),
+    _c("x", "cnn_prediction.x", "Galactocentric X (astropy default frame)"),
+    _c("y", "cnn_prediction.y"),
+    _c("z", "cnn_prediction.z"),
+    _c("r", "cnn_prediction.r"),
+    _c("model_id", "cnn_prediction.model_id"),
+)
+FINAL_CATALOG_DESCRIPTION = (
+    "Table D.1 of Shen & Luo (2024): the CNN catalogue of the newest release (catalogdb publish), with the distance "
+    "percentiles and galactocentric X, Y, Z, R added by catalogdb")
+FINAL_CATALOG_KEYS = (
+    ForeignKey("lamost_star", (("obsid", "obsid"),), "LAMOST catalogue row of the spectrum"),
+    ForeignKey("gaia_source", (("gaia_source_id", "source_id"),), "Gaia DR3 best match"),
+)
+
+
+def resolved(columns: tuple[ViewColumn, ...]) -> list[tuple[str, str | None, str | None, str]]:
+    """(name, unit, UCD, description) per column, inherited from the source columns where they copy one."""
+    from catalogdb.db.schema import metadata
+
+    out = []
+    for c in columns:
+        if c.source is None:
+            out.append((c.name, c.unit, c.ucd, c.description or ""))
+            continue
+        table, column = c.source.split(".")
+        src = metadata.tables[table].columns[column]
+        out.append((c.name, src.info.get("unit"), src.info.get("ucd"), c.description or src.comment or ""))
+    return out

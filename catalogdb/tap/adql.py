@@ -28,7 +28,7 @@ from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.tokens import TokenType
 
-from catalogdb.tap import published
+from catalogdb.db import published
 
 MAX_QUERY_CHARS = 100_000
 

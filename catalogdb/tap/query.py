@@ -15,8 +15,8 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from catalogdb.db.published import READER_ROLE
 from catalogdb.tap import adql
-from catalogdb.tap.published import READER_ROLE
 from catalogdb.tap.votable import Field, ResultStatus, fields_for
 
 log = logging.getLogger("catalogdb.tap")

@@ -28,8 +28,6 @@ log = logging.getLogger("catalogdb.tap")
 
 PHASES = ("PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "UNKNOWN", "HELD", "SUSPENDED",
           "ARCHIVED")
-ACTIVE = ("QUEUED", "EXECUTING")
-FINAL = ("COMPLETED", "ERROR", "ABORTED", "ARCHIVED")
 CHUNK_BYTES = 4 * 1024 * 1024
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"

@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from catalogdb.tap.published import PG_TAP_SCHEMA
+from catalogdb.db.published import PG_TAP_SCHEMA
 from catalogdb.tap.query import TapConfig
 
 XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from catalogdb.tap.published import Column
+from catalogdb.db.published import Column
 
 VOTABLE_NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 
@@ -56,12 +56,6 @@ def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field
         out.append(Field(col.name, datatype, arraysize, xtype, meta and meta.unit, meta and meta.ucd,
                          meta and meta.description))
     return out
-
-
-def field_from_column(col: Column) -> Field:
-    """A field for a declared column (datatype as TAP_SCHEMA gives it)."""
-    return Field(col.bare, col.datatype or "char", col.arraysize if col.datatype else "*", col.xtype, col.unit,
-                 col.ucd, col.description)
 
 
 # --- text forms -----------------------------------------------------------------------------------

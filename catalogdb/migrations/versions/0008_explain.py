@@ -1,6 +1,6 @@
 """Feature importance (Sect. 5.1) and baseline models (Appendix C): tables feature_importance, baseline_model.
 
-Declared in catalogdb/db/explain_schema.py.
+Declared in catalogdb/db/schema.py.
 
 Revision ID: 0008
 Revises: 0007

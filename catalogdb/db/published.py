@@ -1,8 +1,9 @@
 """What the TAP service publishes, declared once: tables, their columns' metadata and the keys between them.
 
-Units, UCDs and descriptions come from `catalogdb.db.schema` (tables) and `catalogdb.db.views`
-(final_catalog); datatypes come from the database itself when TAP_SCHEMA is filled, so a view's
-computed columns get the type PostgreSQL gives them. Only these relations are visible through ADQL.
+Units, UCDs and descriptions come from the declarations: `catalogdb.db.schema` (the tables, the survey
+catalogues' from their files in catalogdb/sources/) and `catalogdb.db.views` (final_catalog, inherited);
+datatypes come from the database itself when TAP_SCHEMA is filled, so a computed column gets the type
+PostgreSQL gives it. Only these relations are visible through ADQL.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from catalogdb.db import schema
-from catalogdb.db.views import FINAL_CATALOG_COLUMNS
+from catalogdb.db import schema, views
 
 READER_ROLE = "catalogdb_reader"
 """The cluster-wide PostgreSQL role the TAP service queries as: SELECT on the published relations only."""
@@ -68,31 +68,13 @@ class Key:
     description: str
 
 
-# The survey tables an astronomer may want beside the final catalogue; never the provenance, spectra
-# blobs, model registry or job tables.
-SURVEY_TABLES = ("lamost_star", "gaia_source", "gaia_distance", "apogee_star", "xmatch_lamost_gaia",
-                 "xmatch_lamost_apogee", "cnn_prediction")
 SCHEMA_DESCRIPTIONS = {
     "public": "catalogdb: the CNN catalogue of Shen & Luo (2024) and the survey tables it was built from",
     TAP_SCHEMA: "Metadata of this TAP service (IVOA TAP 1.1)",
 }
-FINAL_CATALOG_DESCRIPTION = (
-    "Table D.1 of Shen & Luo (2024): the CNN catalogue of the most recent prediction run, with the distance "
-    "percentiles and galactocentric X, Y, Z, R added by catalogdb")
 
-KEYS = (
-    Key("final_catalog_lamost", "final_catalog", "lamost_star", (("obsid", "obsid"),),
-        "LAMOST catalogue row of the spectrum"),
-    Key("final_catalog_gaia", "final_catalog", "gaia_source", (("gaia_source_id", "source_id"),),
-        "Gaia DR3 best match"),
-    Key("gaia_distance_gaia", "gaia_distance", "gaia_source", (("source_id", "source_id"),),
-        "Gaia source of the distance"),
-    Key("xmatch_gaia_lamost", "xmatch_lamost_gaia", "lamost_star", (("obsid", "obsid"),), "LAMOST side"),
-    Key("xmatch_gaia_gaia", "xmatch_lamost_gaia", "gaia_source", (("source_id", "source_id"),), "Gaia side"),
-    Key("xmatch_apogee_lamost", "xmatch_lamost_apogee", "lamost_star", (("obsid", "obsid"),), "LAMOST side"),
-    Key("xmatch_apogee_apogee", "xmatch_lamost_apogee", "apogee_star",
-        (("apogee_id", "apogee_id"), ("telescope", "telescope"), ("field", "field")), "APOGEE side"),
-    Key("cnn_prediction_lamost", "cnn_prediction", "lamost_star", (("obsid", "obsid"),), "LAMOST catalogue row"),
+# TAP_SCHEMA's own keys; the catalogue's come from the declarations (published_keys).
+TAP_SCHEMA_KEYS = (
     Key("tap_tables_schema", "TAP_SCHEMA.tables", "TAP_SCHEMA.schemas", (("schema_name", "schema_name"),),
         "Schema of the table"),
     Key("tap_columns_table", "TAP_SCHEMA.columns", "TAP_SCHEMA.tables", (("table_name", "table_name"),),
@@ -168,18 +150,30 @@ def _schema_columns(table: sa.Table) -> list[Column]:
 
 
 def _final_catalog_columns() -> list[Column]:
-    return [Column(name.strip('"'), unit, ucd, description, indexed=name in ("obsid", "ra", "dec"),
+    return [Column(name, unit, ucd, description, indexed=name in ("obsid", "ra", "dec"),
                    principal=not ucd or "stat.error" not in ucd)
-            for _, name, unit, ucd, description in FINAL_CATALOG_COLUMNS]
+            for name, unit, ucd, description in views.resolved(views.FINAL_CATALOG)]
+
+
+def published_tables() -> list[sa.Table]:
+    """The schema's tables that TAP publishes (declared `published`), in declaration order."""
+    return [t for t in schema.metadata.tables.values() if t.info.get("published")]
+
+
+def published_keys() -> list[Key]:
+    """The foreign keys between published relations, as the declarations state them, then TAP_SCHEMA's."""
+    declared = [("final_catalog", k) for k in views.FINAL_CATALOG_KEYS]
+    declared += [(t.name, k) for t in published_tables() for k in t.info.get("foreign_keys", ())]
+    return [Key(f"{name}_{k.table}", name, k.table, k.columns, k.description) for name, k in declared] + \
+        list(TAP_SCHEMA_KEYS)
 
 
 def declared_tables() -> list[Table]:
-    """Every published relation with the metadata declared in schema.py / views.py (datatypes unset)."""
-    tables = [Table("public", "final_catalog", "public", "final_catalog", FINAL_CATALOG_DESCRIPTION, "view",
+    """Every published relation with the metadata its declaration gives (datatypes unset)."""
+    tables = [Table("public", "final_catalog", "public", "final_catalog", views.FINAL_CATALOG_DESCRIPTION, "table",
                     tuple(_final_catalog_columns()))]
-    for name in SURVEY_TABLES:
-        t = schema.metadata.tables[name]
-        tables.append(Table("public", name, "public", name, t.comment or "", "table", tuple(_schema_columns(t))))
+    for t in published_tables():
+        tables.append(Table("public", t.name, "public", t.name, t.comment or "", "table", tuple(_schema_columns(t))))
     for name, (description, columns) in TAP_SCHEMA_TABLES.items():
         tables.append(Table(TAP_SCHEMA, f"{TAP_SCHEMA}.{name}", PG_TAP_SCHEMA, name, description, "table", columns))
     return tables
@@ -239,7 +233,7 @@ def fill_tap_schema(conn: Connection) -> None:
                  [{"t": t.name, "n": c.name, "ucd": c.ucd, "unit": c.unit, "d": c.description, "dt": c.datatype,
                    "a": c.arraysize, "x": c.xtype, "p": int(c.principal), "ix": int(c.indexed), "std": int(c.std),
                    "i": i} for t in present for i, c in enumerate(t.columns)])
-    keys = [k for k in KEYS if k.from_table in names and k.target_table in names]
+    keys = [k for k in published_keys() if k.from_table in names and k.target_table in names]
     if keys:
         conn.execute(sa.text(f"INSERT INTO {PG_TAP_SCHEMA}.keys VALUES (:k, :f, :t, NULL, :d)"),
                      [{"k": k.key_id, "f": k.from_table, "t": k.target_table, "d": k.description} for k in keys])
