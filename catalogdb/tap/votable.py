@@ -43,6 +43,7 @@ class Field:
     unit: str | None = None
     ucd: str | None = None
     description: str | None = None
+    id: str | None = None  # the VOTable ID a service descriptor's PARAM refers to
 
 
 def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field]:
@@ -111,7 +112,8 @@ def _attr(name: str, value) -> str:
 
 def _field_xml(field: Field) -> str:
     desc = f"<DESCRIPTION>{escape(field.description)}</DESCRIPTION>" if field.description else ""
-    attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
+    attrs = (_attr("ID", field.id) + _attr("name", field.name) + _attr("datatype", field.datatype)
+             + _attr("arraysize", field.arraysize)
              + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd))
     return f"<FIELD{attrs}>{desc}</FIELD>\n" if desc else f"<FIELD{attrs}/>\n"
 
@@ -135,8 +137,12 @@ def error_document(message: str) -> bytes:
 
 
 def votable(fields: list[Field], batches: Iterable[list[tuple]], status: ResultStatus,
-            infos: Iterable[tuple[str, str]] = (), serialization: str = "tabledata") -> Iterator[bytes]:
-    """A VOTable of the rows, as chunks; `status` is read after the last row (overflow, late error)."""
+            infos: Iterable[tuple[str, str]] = (), serialization: str = "tabledata",
+            resources: str = "") -> Iterator[bytes]:
+    """A VOTable of the rows, as chunks; `status` is read after the last row (overflow, late error).
+
+    `resources` is XML of further RESOURCE elements (service descriptors) after the results.
+    """
     head = _head([("QUERY_STATUS", "OK"), *infos]) + "<TABLE>\n" + "".join(_field_xml(f) for f in fields)
     if serialization == "binary2":
         yield (head + '<DATA><BINARY2><STREAM encoding="base64">\n').encode()
@@ -159,7 +165,7 @@ def votable(fields: list[Field], batches: Iterable[list[tuple]], status: ResultS
         tail = _info("QUERY_STATUS", "ERROR", status.error)
     elif status.overflow:
         tail = _info("QUERY_STATUS", "OVERFLOW")
-    yield (tail + "</RESOURCE>\n</VOTABLE>\n").encode()
+    yield (tail + "</RESOURCE>\n" + resources + "</VOTABLE>\n").encode()
 
 
 @dataclass
