@@ -60,7 +60,8 @@ def columns(verb: int) -> list[str]:
     table = next(t for t in published.declared_tables() if t.name == TABLE)
     if verb == 1:
         return ["obsid", "ra", "dec"]
-    return [c.name for c in table.columns if verb == 3 or c.principal or c.bare in SCS_UCDS]
+    return [c.bare if c.bare.islower() else f'"{c.bare}"' for c in table.columns
+            if verb == 3 or c.principal or c.bare in SCS_UCDS]
 
 
 def query(params) -> str:
