@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from astropy.io import fits
 from astropy.io.votable import from_table, parse_single_table
 from astropy.table import Table
+from test_tap import BIG, CENTRE, CONFIG, Server, fill
 
 from catalogdb.db import admin
 from catalogdb.spectra import GRID
 from catalogdb.tap import adql, upload
 from catalogdb.tap.upload import UploadLimits
 from conftest import create_database
-from test_tap import BIG, CENTRE, CONFIG, Server, fill
 
 LIMITS = UploadLimits(max_rows=2000, max_bytes=400_000)
 RADIUS_DEG = 2 / 3600
@@ -172,10 +172,10 @@ def test_bad_uploads_get_400_naming_the_parameter(tap, positions):
          f"more than the {LIMITS.max_rows} allowed"),
         ({"f": b" " * (LIMITS.max_bytes + 1)}, "t,param:f", f"larger than the {LIMITS.max_bytes} bytes allowed"),
     ]
-    for files, upload, words in cases:
-        resp = _post(tap, query, files, upload)
-        assert resp.status_code == 400, (upload, resp.text)
-        assert 'value="ERROR"' in resp.text and words in resp.text, (upload, resp.text)
+    for files, value, words in cases:
+        resp = _post(tap, query, files, value)
+        assert resp.status_code == 400, (value, resp.text)
+        assert 'value="ERROR"' in resp.text and words in resp.text, (value, resp.text)
     created = requests.post(f"{tap.url}/async", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": "t,param:g"},
                             files=ok, allow_redirects=False, timeout=60)
     assert created.status_code == 400 and "no multipart part 'g'" in created.text
@@ -207,9 +207,11 @@ def test_iter_datalinks_reaches_the_stored_spectrum(service, engine):
         assert np.array_equal(spectrum.array["wavelength"].data, GRID)
         fits_link = next(r for r in this if r.content_type == "application/fits")
         with fits.open(io.BytesIO(requests.get(fits_link.access_url, timeout=30).content)) as hdul:
-            assert np.array_equal(hdul["SPECTRUM"].data["FLUX"], expected) and hdul["SPECTRUM"].header["OBSID"] == obsid
+            assert np.array_equal(hdul["SPECTRUM"].data["FLUX"], expected)
+            assert hdul["SPECTRUM"].header["OBSID"] == obsid
         progenitor = next(links.bysemantics("#progenitor", include_narrower=False))
-        assert f"spec-{obsid - BIG}.fits.gz" in progenitor.description and f"{obsid - BIG:064x}" in progenitor.description
+        assert f"spec-{obsid - BIG}.fits.gz" in progenitor.description
+        assert f"{obsid - BIG:064x}" in progenitor.description
         model = next(links.bysemantics("#auxiliary", include_narrower=False))
         assert requests.get(model.access_url, timeout=30).json()["model_id"] == "m1"
         seen += 1

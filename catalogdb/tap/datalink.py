@@ -160,7 +160,7 @@ def spectrum_votable(obsid: int, flux: np.ndarray, flag: int) -> bytes:
         Param(vot, name="flag", datatype="short", value=flag, ucd="meta.code.qual"),
     ])
     table.fields.extend([
-        VField(vot, name="wavelength", datatype="double", unit="Angstrom", ucd="em.wl"),
+        VField(vot, name="wavelength", datatype="double", unit="0.1nm", ucd="em.wl"),
         VField(vot, name="flux", datatype="float", ucd="phot.flux.density;arith.ratio"),
     ])
     table.create_arrays(len(GRID))

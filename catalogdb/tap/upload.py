@@ -180,6 +180,7 @@ def parse(name: str, data: bytes, limits: UploadLimits) -> Upload:
     types = [("double precision" if position and n in position else PG_TYPES[f.datatype])
              for f, n in zip(fields, names, strict=True)]
     declared = tuple(published.Column(n, f.unit and str(f.unit), f.ucd, f.description or "",
+                                      xtype=f.xtype if PG_TYPES[f.datatype] == "text" else None,
                                       indexed=bool(position and n in position))
                      for f, n in zip(fields, names, strict=True))
     pg_name = name.lower()

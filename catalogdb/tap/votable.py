@@ -54,6 +54,8 @@ def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field
         meta = declared.get(col.name.lower())
         if meta is not None and meta.bare != col.name and meta.bare.lower() != col.name:
             meta = None
+        if datatype == "char" and xtype is None and meta is not None:
+            xtype = meta.xtype  # e.g. an uploaded timestamp column, kept as text, keeps its xtype
         out.append(Field(col.name, datatype, arraysize, xtype, meta and meta.unit, meta and meta.ucd,
                          meta and meta.description))
     return out
