@@ -60,13 +60,15 @@ def descriptor(root: str | None, fields: list[Field]) -> tuple[list[Field], str]
         return fields, ""
     fields = list(fields)
     f = fields[index]
-    fields[index] = Field(f.name, f.datatype, f.arraysize, f.xtype, f.unit, f.ucd, f.description, id="obsid_dl")
+    # The ID is the column's name: astropy names a column by its FIELD's ID, so any other ID would rename it.
+    fields[index] = Field(f.name, f.datatype, f.arraysize, f.xtype, f.unit, f.ucd, f.description, id=f.name)
     xml = ('<RESOURCE type="meta" utype="adhoc:service" name="spectra">\n'
            "<DESCRIPTION>DataLink: the spectrum, original file and CNN model of each obsid</DESCRIPTION>\n"
            f'<PARAM name="standardID" datatype="char" arraysize="*" value="{STANDARD_ID}"/>\n'
            f'<PARAM name="accessURL" datatype="char" arraysize="*" value={quoteattr(base(root) + "/links")}/>\n'
            '<GROUP name="inputParams">\n'
-           '<PARAM name="ID" datatype="char" arraysize="*" ref="obsid_dl" ucd="meta.id;meta.main" value=""/>\n'
+           f'<PARAM name="ID" datatype="char" arraysize="*" ref={quoteattr(f.name)} ucd="meta.id;meta.main" '
+           'value=""/>\n'
            "</GROUP>\n</RESOURCE>\n")
     return fields, xml
 

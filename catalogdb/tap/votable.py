@@ -114,9 +114,9 @@ def _attr(name: str, value) -> str:
 
 def _field_xml(field: Field) -> str:
     desc = f"<DESCRIPTION>{escape(field.description)}</DESCRIPTION>" if field.description else ""
-    attrs = (_attr("ID", field.id) + _attr("name", field.name) + _attr("datatype", field.datatype)
-             + _attr("arraysize", field.arraysize)
-             + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd))
+    attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
+             + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd)
+             + _attr("ID", field.id))
     return f"<FIELD{attrs}>{desc}</FIELD>\n" if desc else f"<FIELD{attrs}/>\n"
 
 
