@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from catalogdb.db import admin
 from catalogdb.spectra import GRID
 from catalogdb.tap import adql, upload
 from catalogdb.tap.upload import UploadLimits
-from conftest import create_database
+from conftest import create_database, require
 
 LIMITS = UploadLimits(max_rows=2000, max_bytes=400_000)
 RADIUS_DEG = 2 / 3600
@@ -266,3 +268,34 @@ def test_capabilities_declare_upload_datalink_and_cone_search(tap):
     assert f'<hard unit="byte">{LIMITS.max_bytes}</hard>' in caps
     assert 'standardID="ivo://ivoa.net/std/DataLink#links-1.1"' in caps
     assert 'standardID="ivo://ivoa.net/std/ConeSearch"' in caps
+
+
+def test_datalinklint_accepts_the_links_document(tap):
+    require(shutil.which("stilts") is not None, "STILTS is not installed (Debian package stilts)")
+    root = tap.url.rsplit("/tap", 1)[0]
+    for obsid in (str(BIG), "12"):  # links, and an error row
+        out = subprocess.run(["stilts", "datalinklint", "report=EWF", f"votable={root}/datalink/links?ID={obsid}"],
+                             capture_output=True, text=True, timeout=120).stdout
+        totals = [line for line in out.splitlines() if line.startswith("Totals:")]
+        assert totals and "Errors: 0" in totals[-1] and "Warnings: 0" in totals[-1], out
+
+
+def test_upload_crossmatch_on_real_q3c(pg15_server):
+    url = create_database(pg15_server)
+    engine = sa.create_engine(url)
+    assert admin.init(engine, "auto") == "extension"
+    fill(engine, 500)
+    server = Server(url, dataclasses.replace(CONFIG, upload=LIMITS))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select ra, dec from final_catalog order by obsid limit 300")).all()
+        rng = np.random.default_rng(5)
+        mine = Table({"pos_id": np.arange(len(rows), dtype=np.int32),
+                      "ra": [r.ra + rng.uniform(-3, 3) / 3600 for r in rows],
+                      "dec": [r.dec + rng.uniform(-3, 3) / 3600 for r in rows]})
+        got = pyvo.dal.TAPService(server.url).run_sync(XMATCH, uploads={"t": mine}, maxrec=5000).to_table()
+        expected = sql_pairs(engine, mine)
+        assert len(expected) > 50 and pairs(got) == expected
+    finally:
+        server.stop()
+        engine.dispose()

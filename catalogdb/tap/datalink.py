@@ -87,6 +87,11 @@ def _ids(request: Request, form) -> list[str]:
     return [v for k, v in items if k.upper() == "ID" and isinstance(v, str)]
 
 
+def _fault(id_text: str, message: str) -> tuple:
+    """An error row: semantics #this (DataLink 1.1 wants one in every row) and the message."""
+    return (id_text, None, None, message, "#this") + (None,) * 5
+
+
 def _link_rows(engine: sa.Engine, prefix: str, ids: list[str]) -> list[tuple]:
     obsids = {i: _obsid(i) for i in ids}
     with engine.connect() as conn:
@@ -98,12 +103,10 @@ def _link_rows(engine: sa.Engine, prefix: str, ids: list[str]) -> list[tuple]:
     for text, obsid in obsids.items():
         row = found.get(obsid)
         if obsid is None:
-            rows.append((text, None, None, f"UsageFault: ID {text!r} is not a LAMOST obsid", None, None, None,
-                         None, None, None))
+            rows.append(_fault(text, f"UsageFault: ID {text!r} is not a LAMOST obsid"))
             continue
         if row is None:
-            rows.append((text, None, None, f"NotFoundFault: no spectrum with obsid {obsid}", None, None, None,
-                         None, None, None))
+            rows.append(_fault(text, f"NotFoundFault: no spectrum with obsid {obsid}"))
             continue
         spec = f"{prefix}/spectrum?ID={obsid}"
         rows.append((text, f"{spec}&FORMAT=votable", None, None, "#this",
@@ -128,12 +131,11 @@ async def links(request: Request) -> Response:
     ids = _ids(request, form)
     fmt = (request.query_params.get("RESPONSEFORMAT") or "").strip()
     if fmt and fmt.lower() not in ("votable", "application/x-votable+xml", LINKS_TYPE):
-        rows = [(i, None, None, f"UsageFault: RESPONSEFORMAT={fmt} is not supported (votable)") + (None,) * 6
-                for i in ids or [""]]
+        rows = [_fault(i, f"UsageFault: RESPONSEFORMAT={fmt} is not supported (votable)") for i in ids or [""]]
     elif not ids:
-        rows = [("", None, None, "UsageFault: ID is required") + (None,) * 6]
+        rows = [_fault("", "UsageFault: ID is required")]
     elif len(ids) > MAX_IDS:
-        rows = [(i, None, None, f"UsageFault: at most {MAX_IDS} IDs per request") + (None,) * 6 for i in ids]
+        rows = [_fault(i, f"UsageFault: at most {MAX_IDS} IDs per request") for i in ids]
     else:
         engine = request.app.state.service.owner
         rows = await run_in_threadpool(_link_rows, engine, base(str(request.base_url)), ids)
