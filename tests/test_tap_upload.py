@@ -128,6 +128,9 @@ def test_upload_join_translates_to_q3c_join_on_the_index(engine, positions):
 def test_upload_async_job(service, engine, positions):
     result = service.run_async(XMATCH, uploads={"t": positions}, maxrec=5000)
     assert pairs(result.to_table()) == sql_pairs(engine, positions)
+    links = result.get_adhocservice_by_ivoid("ivo://ivoa.net/std/DataLink")  # the job remembers its host
+    access = next(p.value for p in links.params if p.name == "accessURL")
+    assert access == service.baseurl.rsplit("/tap", 1)[0] + "/datalink/links"
 
 
 def _post(tap, query: str, files: dict, upload: str, **extra) -> requests.Response:
