@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from catalogdb.publish import publish_rows
 from catalogdb.tap import adql
 from catalogdb.tap.app import create_app
 from catalogdb.tap.query import TapConfig
+from catalogdb.tap.upload import UploadLimits
 from conftest import create_database, require
 
 CONFIG = TapConfig(sync_timeout_s=3, async_timeout_s=30, default_maxrec=2000, hard_maxrec=5000, async_workers=2,
@@ -437,13 +439,20 @@ def test_astroquery_tapplus(tap, engine):
     assert any(n.endswith("final_catalog") for n in names)
 
 
-def test_taplint_reports_no_errors(tap):
+def test_taplint_reports_no_errors(db_url):
     require(shutil.which("stilts") is not None, "STILTS is not installed (Debian package stilts)")
-    out = subprocess.run(["stilts", "taplint", f"tapurl={tap.url}", "report=EW", "maxrepeat=3"],
-                         capture_output=True, text=True, timeout=300).stdout
+    # TAP 1.1 makes the http upload method mandatory where uploads exist (else E-CAP-MUPM): turned on here
+    tap = Server(db_url, dataclasses.replace(CONFIG, upload=UploadLimits(allow_urls=True)))
+    try:
+        out = subprocess.run(["stilts", "taplint", f"tapurl={tap.url}", "report=EWF", "maxrepeat=3"],
+                             capture_output=True, text=True, timeout=300).stdout
+    finally:
+        tap.stop()
     totals = [line for line in out.splitlines() if line.startswith("Totals:")]
     assert totals, out[-3000:]
-    assert "Errors: 0" in totals[-1], "\n".join(line for line in out.splitlines() if line.startswith("E-"))
+    reported = "\n".join(line for line in out.splitlines() if line.startswith(("E-", "W-", "F-")))
+    assert "Errors: 0" in totals[-1] and "Warnings: 0" in totals[-1], reported
+    assert "F-UPL-NOUP" not in out  # the upload stage ran
 
 
 def test_pg15_real_q3c_cone_search(pg15_server):

@@ -255,7 +255,8 @@ def grant_reader(conn: Connection) -> None:
             DO $$ BEGIN GRANT {READER_ROLE} TO CURRENT_USER;
             EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN NULL; END $$"""))
     db = conn.execute(sa.text("select current_database()")).scalar()
-    conn.execute(sa.text(f'GRANT CONNECT ON DATABASE "{db}" TO {READER_ROLE}'))
+    # TEMPORARY: TAP_UPLOAD tables are temporary tables of the query's transaction (PUBLIC may lack it)
+    conn.execute(sa.text(f'GRANT CONNECT, TEMPORARY ON DATABASE "{db}" TO {READER_ROLE}'))
     for t in tables(conn):
         conn.execute(sa.text(f"GRANT USAGE ON SCHEMA {t.pg_schema} TO {READER_ROLE}"))
         conn.execute(sa.text(f'GRANT SELECT ON "{t.pg_schema}"."{t.pg_name}" TO {READER_ROLE}'))

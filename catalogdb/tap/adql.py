@@ -128,6 +128,8 @@ def _region(ra: exp.Expression, dec: exp.Expression, region: exp.Expression) -> 
             args = [*_point(args[0]), args[1]]
         if len(args) != 3:
             raise AdqlError("CIRCLE takes a coordinate system, a centre (ra, dec) and a radius in degrees")
+        if _has_columns(args[0]) or _has_columns(args[1]):  # a crossmatch: q3c_join, index on the point's table
+            return exp.Anonymous(this="q3c_join", expressions=[args[0], args[1], ra, dec, args[2]])
         return exp.Anonymous(this="q3c_radial_query", expressions=[ra, dec, *args])
     if kind == "polygon":
         args = _coords(region, "POLYGON")
@@ -166,6 +168,46 @@ def _spatial(node: exp.Expression) -> exp.Expression:
     return _region(ra, dec, b)
 
 
+def _has_columns(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Column) or node.find(exp.Column) is not None
+
+
+# DISTANCE(a, b) < r also gets q3c_join(a, b, r + JOIN_MARGIN_DEG) so the q3c index is used; the margin
+# (3.6 micro-arcsec) only keeps rounding differences between q3c_join and q3c_dist from dropping a pair,
+# and the q3c_dist comparison beside it still decides.
+JOIN_MARGIN_DEG = 1e-9
+
+
+def _distance_points(node: exp.Expression) -> list[exp.Expression]:
+    args = _args(node)
+    if len(args) == 2:
+        args = [*_point(args[0]), *_point(args[1])]
+    if len(args) != 4:
+        raise AdqlError("DISTANCE takes two POINTs (or four coordinates)")
+    return args
+
+
+def _distance_below(node: exp.Expression) -> exp.Expression | None:
+    """DISTANCE(a, b) < r (or <=, or r > DISTANCE) as q3c_join(...) AND q3c_dist(...) < r; None otherwise."""
+    if isinstance(node, (exp.LT, exp.LTE)) and _fname(node.this) == "distance":
+        call, radius = node.this, node.expression
+    elif isinstance(node, (exp.GT, exp.GTE)) and _fname(node.expression) == "distance":
+        call, radius = node.expression, node.this
+    else:
+        return None
+    if _has_columns(radius) and not _has_columns(call):
+        return None
+    args = _distance_points(call)
+    if not (_has_columns(args[2]) or _has_columns(args[3])):  # the index side must be a table's point
+        args = [*args[2:], *args[:2]]
+    dist = exp.Anonymous(this="q3c_dist", expressions=args)
+    cmp = type(node)(this=dist, expression=radius) if isinstance(node, (exp.LT, exp.LTE)) else \
+        type(node)(this=radius, expression=dist)
+    wide = exp.Add(this=exp.Paren(this=radius.copy()), expression=exp.Literal.number(JOIN_MARGIN_DEG))
+    join = exp.Anonymous(this="q3c_join", expressions=[*(a.copy() for a in args), wide])
+    return exp.Paren(this=exp.And(this=join, expression=cmp))
+
+
 def _is_01(node: exp.Expression) -> int | None:
     if isinstance(node, exp.Literal) and not node.is_string and node.name in ("0", "1"):
         return int(node.name)
@@ -182,17 +224,15 @@ def _geometry(node: exp.Expression) -> exp.Expression:
                 pred = _spatial(call)
                 return pred if wanted else exp.Not(this=exp.Paren(this=pred))
         return node
+    below = _distance_below(node)
+    if below is not None:
+        return below
     name = _fname(node)
     if name in ("contains", "intersects"):
         return exp.Case(ifs=[exp.If(this=_spatial(node), true=exp.Literal.number(1))],
                         default=exp.Literal.number(0))
     if name == "distance":
-        args = _args(node)
-        if len(args) == 2:
-            args = [*_point(args[0]), *_point(args[1])]
-        if len(args) != 4:
-            raise AdqlError("DISTANCE takes two POINTs (or four coordinates)")
-        return exp.Anonymous(this="q3c_dist", expressions=args)
+        return exp.Anonymous(this="q3c_dist", expressions=_distance_points(node))
     if name in ("coord1", "coord2"):
         (arg,) = _args(node)
         return _point(arg)[0 if name == "coord1" else 1]
@@ -242,7 +282,7 @@ def _check(root: exp.Expression) -> None:
                 raise AdqlError(f"function {shown.upper()} is not supported")
 
 
-def _tables(root: exp.Expression) -> dict[str, published.Table]:
+def _tables(root: exp.Expression, catalog: dict[tuple[str, str], published.Table]) -> dict[str, published.Table]:
     """Point every table reference at its published relation; returns alias/name -> table for metadata."""
     ctes = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
     scope: dict[str, published.Table] = {}
@@ -255,7 +295,7 @@ def _tables(root: exp.Expression) -> dict[str, published.Table]:
             raise AdqlError(f"table {table.sql(dialect=ADQL)} not found")
         if not schema and name.lower() in ctes:
             continue
-        found = _catalog().get((schema.lower(), name.lower()))
+        found = catalog.get((schema.lower(), name.lower()))
         if found is None:
             shown = f"{schema}.{name}" if schema else name
             raise AdqlError(f"table {shown} not found: query TAP_SCHEMA.tables for the published tables")
@@ -267,7 +307,7 @@ def _tables(root: exp.Expression) -> dict[str, published.Table]:
     for column in root.find_all(exp.Column):
         db = column.args.get("db")
         if db is not None:
-            found = _catalog().get((db.name.lower(), column.table.lower()))
+            found = catalog.get((db.name.lower(), column.table.lower()))
             if found is None:
                 raise AdqlError(f"table {db.name}.{column.table} not found")
             column.set("db", None)
@@ -339,11 +379,15 @@ def parse(adql: str) -> exp.Expression:
     return root
 
 
-def translate(adql: str, limit: int | None = None) -> Translation:
-    """PostgreSQL for one ADQL query; `limit` caps the rows (the caller passes MAXREC + 1 to see overflow)."""
+def translate(adql: str, limit: int | None = None, uploads: tuple[published.Table, ...] = ()) -> Translation:
+    """PostgreSQL for one ADQL query; `limit` caps the rows (the caller passes MAXREC + 1 to see overflow).
+
+    `uploads` are the TAP_UPLOAD tables of this query (see `upload`), resolved beside the published ones.
+    """
     root = parse(adql)
     _check(root)
-    scope = _tables(root)
+    catalog = {**_catalog(), **{(t.schema.lower(), t.name.split(".")[-1].lower()): t for t in uploads}}
+    scope = _tables(root, catalog)
     columns = _column_metadata(root, scope)
     root = root.transform(_geometry, copy=False).transform(_functions, copy=False)
     leftover = [n for n in root.find_all(exp.Anonymous) if n.name.lower() in ("point", "circle", "polygon", "box")]
@@ -360,7 +404,7 @@ def translate(adql: str, limit: int | None = None) -> Translation:
     return Translation(sql, columns)
 
 
-Q3C_FUNCS = ("q3c_radial_query", "q3c_poly_query", "q3c_dist")
+Q3C_FUNCS = ("q3c_radial_query", "q3c_poly_query", "q3c_dist", "q3c_join")
 
 
 def _parametrise(root: exp.Expression) -> dict[str, float]:

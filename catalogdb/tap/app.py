@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from catalogdb.errors import CatalogdbError
-from catalogdb.tap import uws, vosi
+from catalogdb.tap import datalink, scs, upload, uws, vosi
 from catalogdb.tap.adql import AdqlError
 from catalogdb.tap.query import QueryError, Result, Runner, TapConfig
 from catalogdb.tap.request import TapParams, TapRequestError
@@ -36,15 +36,17 @@ MAX_WAIT_S = 60.0
 CLEANUP_EVERY_S = 300.0
 
 
-def render(result: Result, params: TapParams) -> tuple[str, Iterator[bytes]]:
-    """Content type and byte chunks of a result in the requested format."""
+def render(result: Result, params: TapParams, root: str | None = None) -> tuple[str, Iterator[bytes]]:
+    """Content type and byte chunks of a result in the requested format (VOTables of obsids link to DataLink
+    at the server whose base URL is `root`)."""
     fmt, serialization = params.output()
     if fmt == "csv":
         return params.content_type, csv_rows(result.fields, result.batches(), result.status)
     if fmt == "fits":
         return params.content_type, fits_file(result.fields, [r for b in result.batches() for r in b])
     infos = [("QUERY", params.query or "")]
-    return params.content_type, votable(result.fields, result.batches(), result.status, infos, serialization)
+    fields, descriptor = datalink.descriptor(root, result.fields)
+    return params.content_type, votable(fields, result.batches(), result.status, infos, serialization, descriptor)
 
 
 def error_response(message: str, status: int = 400) -> Response:
@@ -88,6 +90,11 @@ def _base(request: Request) -> str:
     return str(request.url_for("tap_root")).rstrip("/")
 
 
+def _root(request: Request) -> str:
+    """The server's base URL (DataLink and cone search live beside /tap)."""
+    return str(request.base_url).rstrip("/")
+
+
 def _service(request: Request) -> Service:
     return request.app.state.service
 
@@ -98,12 +105,16 @@ def _service(request: Request) -> Service:
 async def sync(request: Request) -> Response:
     """TAP /sync: run the query and stream the result."""
     service = _service(request)
-    params = TapParams.from_dict(await params_of(request))
+    raw_params = await params_of(request)
+    params = TapParams.from_dict(raw_params)
     params.check()
+    limits = service.config.upload
+    tables = await run_in_threadpool(upload.parse_all, await upload.request_tables(request, raw_params, limits),
+                                     limits)
     runner = service.runner
     result = await run_in_threadpool(runner.open, params.query, runner.maxrec(params.maxrec),
-                                     service.config.sync_timeout_s)
-    content_type, chunks = render(result, params)
+                                     service.config.sync_timeout_s, tables)
+    content_type, chunks = render(result, params, _root(request))
     return StreamingResponse(chunks, media_type=content_type)
 
 
@@ -130,7 +141,10 @@ async def async_list(request: Request) -> Response:
     store = _service(request).jobs
     params = await params_of(request)
     if request.method == "POST":
-        job_id = await run_in_threadpool(store.create, params)
+        limits = _service(request).config.upload
+        tables = await upload.request_tables(request, params, limits)
+        await run_in_threadpool(upload.parse_all, tables, limits)  # a malformed upload is refused now
+        job_id = await run_in_threadpool(store.create, params, tables, _root(request))
         if params.get("phase", "").upper() == "RUN":
             await run_in_threadpool(store.run, job_id)
         return _see_other(_job_url(request, job_id))
@@ -296,7 +310,8 @@ async def job_error(request: Request) -> Response:
 
 async def capabilities(request: Request) -> Response:
     """VOSI capabilities."""
-    return Response(vosi.capabilities(_base(request), _service(request).config), media_type=XML_TYPE)
+    return Response(vosi.capabilities(_base(request), _service(request).config, _root(request)),
+                    media_type=XML_TYPE)
 
 
 async def availability(request: Request) -> Response:
@@ -398,6 +413,8 @@ def create_app(url: str, config: TapConfig | None = None) -> Starlette:
         Route("/tap/availability", availability),
         Route("/tap/tables", tables),
         Route("/tap/tables/{name:str}", tables),
+        *datalink.routes(),
+        *scs.routes(),
     ]
     handlers = {Exception: tap_error, HTTPException: tap_error, TapRequestError: tap_error, AdqlError: tap_error,
                 QueryError: tap_error}

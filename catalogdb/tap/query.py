@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from catalogdb.db.published import READER_ROLE
-from catalogdb.tap import adql
+from catalogdb.tap import adql, upload
 from catalogdb.tap.votable import Field, ResultStatus, fields_for
 
 log = logging.getLogger("catalogdb.tap")
@@ -34,6 +34,7 @@ class TapConfig:
     async_workers: int = 2
     batch_rows: int = 5000
     pool_size: int = 8
+    upload: upload.UploadLimits = upload.UploadLimits()
 
     @classmethod
     def from_env(cls) -> TapConfig:
@@ -46,7 +47,8 @@ class TapConfig:
                    hard_maxrec=int(env("CATALOGDB_TAP_HARD_MAXREC", d.hard_maxrec)),
                    retention_s=int(env("CATALOGDB_TAP_RETENTION", d.retention_s)),
                    async_workers=int(env("CATALOGDB_TAP_WORKERS", d.async_workers)),
-                   pool_size=int(env("CATALOGDB_TAP_POOL", d.pool_size)))
+                   pool_size=int(env("CATALOGDB_TAP_POOL", d.pool_size)),
+                   upload=upload.UploadLimits.from_env())
 
 
 class QueryError(Exception):
@@ -112,15 +114,17 @@ class Runner:
         """The row cap for a request: MAXREC when given, the default otherwise, never above the hard limit."""
         return min(self.config.default_maxrec if requested is None else requested, self.config.hard_maxrec)
 
-    def open(self, query: str, maxrec: int, timeout_s: float) -> Result:
-        """Translate and start the query; QueryError/AdqlError before any row is sent."""
-        translation = adql.translate(query, limit=maxrec + 1)
+    def open(self, query: str, maxrec: int, timeout_s: float, uploads: Sequence[upload.Upload] = ()) -> Result:
+        """Translate and start the query (with its TAP_UPLOAD tables); QueryError/AdqlError before any row is sent."""
+        translation = adql.translate(query, limit=maxrec + 1, uploads=tuple(u.table for u in uploads))
         raw = self.reader.raw_connection()
         try:
             conn: psycopg.Connection = raw.driver_connection
+            if uploads:
+                upload.create(conn, uploads)
             # The SET rides in the same round trip as the query for cone searches (pipeline below).
             timeout_sql = f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"
-            if translation.params is not None and maxrec <= self.config.default_maxrec:
+            if translation.params is not None and maxrec <= self.config.default_maxrec and not uploads:
                 # Cone searches: one prepared statement per connection; rows held by libpq (capped by
                 # MAXREC) and turned into Python batch by batch.
                 cursor = conn.cursor()

@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from catalogdb.tap import adql
+from catalogdb.tap import adql, upload
 from catalogdb.tap.query import QueryError, Runner
 from catalogdb.tap.request import TapParams, TapRequestError
 
@@ -55,6 +55,7 @@ class Job:
     row_count: int | None
     overflow: bool | None
     content_type: str | None
+    service_url: str | None = None
 
 
 def _now() -> datetime:
@@ -86,8 +87,9 @@ class JobStore:
 
     # --- rows ----------------------------------------------------------------------------------------
 
-    def create(self, params: dict[str, str]) -> str:
-        """A new PENDING job with these request parameters; returns its id."""
+    def create(self, params: dict[str, str], uploads: dict[str, bytes] | None = None,
+               service_url: str | None = None) -> str:
+        """A new PENDING job with these request parameters and uploaded VOTables; returns its id."""
         job_id = secrets.token_hex(8)
         maxrec = None
         try:
@@ -98,10 +100,14 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(sa.text(
                 "insert into tap_job (job_id, run_id, query, parameters, maxrec, response_format, "
-                "execution_duration, destruction) values (:id, :run, :q, cast(:p as jsonb), :m, :f, :d, :x)"),
+                "execution_duration, destruction, service_url) "
+                "values (:id, :run, :q, cast(:p as jsonb), :m, :f, :d, :x, :url)"),
                 {"id": job_id, "run": params.get("runid"), "q": params.get("query", ""), "p": json.dumps(params),
                  "m": maxrec, "f": params.get("responseformat") or params.get("format") or "votable",
-                 "d": duration, "x": _now() + timedelta(seconds=self.config.retention_s)})
+                 "d": duration, "x": _now() + timedelta(seconds=self.config.retention_s), "url": service_url})
+            if uploads:
+                conn.execute(sa.text("insert into tap_job_upload values (:id, :name, :data)"),
+                             [{"id": job_id, "name": k, "data": v} for k, v in uploads.items()])
         return job_id
 
     def get(self, job_id: str) -> Job | None:
@@ -246,10 +252,10 @@ class JobStore:
         params = TapParams.from_dict(job.parameters)
         params.check()
         maxrec = self.runner.maxrec(params.maxrec)
-        result = self.runner.open(params.query, maxrec, float(job.execution_duration))
+        result = self.runner.open(params.query, maxrec, float(job.execution_duration), self._uploads(job))
         with self._lock:
             self._pids[job.job_id] = result._raw.driver_connection.info.backend_pid
-        content_type, chunks = render(result, params)
+        content_type, chunks = render(result, params, job.service_url)
         with self.engine.begin() as conn:
             conn.execute(sa.text("delete from tap_job_result where job_id = :id"), {"id": job.job_id})
         seq, buf = 0, bytearray()
@@ -265,6 +271,20 @@ class JobStore:
         else:
             self._finish(job.job_id, "COMPLETED", row_count=status.rows, overflow=status.overflow,
                          content_type=content_type)
+
+    def _uploads(self, job: Job) -> list[upload.Upload]:
+        """The job's TAP_UPLOAD tables, parsed again from the VOTables stored when it was created."""
+        if "upload" not in job.parameters:
+            return []
+        with self.engine.connect() as conn:
+            stored = dict(conn.execute(sa.text("select name, data from tap_job_upload where job_id = :id"),
+                                       {"id": job.job_id}).all())
+        tables = {}
+        for name, _ in upload.sources(job.parameters["upload"]):
+            if name not in stored:
+                raise TapRequestError(f"UPLOAD {name}: the table was not sent when the job was created")
+            tables[name] = bytes(stored[name])
+        return upload.parse_all(tables, self.config.upload)
 
     def _store(self, job_id: str, seq: int, data: bytes) -> None:
         with self.engine.begin() as conn:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from catalogdb.db.published import PG_TAP_SCHEMA
+from catalogdb.tap import datalink, scs
 from catalogdb.tap.query import TapConfig
 
 XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -29,8 +30,25 @@ def _el(name: str, value) -> str:
     return f"<{name}>{escape(str(value))}</{name}>" if value not in (None, "") else ""
 
 
-def capabilities(base: str, config: TapConfig) -> str:
-    """The VOSI capabilities of the TAP service at `base` (absolute URL ending in /tap)."""
+def _uploads(config: TapConfig) -> str:
+    """TAPRegExt upload methods: inline always, http(s) URLs only where the service may fetch them."""
+    methods = ["inline"] + (["http", "https"] if config.upload.allow_urls else [])
+    return "".join(f'<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-{m}"/>' for m in methods)
+
+
+def _other_services(root: str) -> str:
+    """DataLink and Simple Cone Search, served beside the TAP service."""
+    def cap(standard: str, path: str, result: str) -> str:
+        return (f'<capability standardID="{standard}"><interface xsi:type="vs:ParamHTTP" role="std">'
+                f'<accessURL use="base">{escape(root)}/{path}</accessURL><queryType>GET</queryType>'
+                f"<resultType>{escape(result)}</resultType></interface></capability>")
+
+    return (cap(datalink.STANDARD_ID, "datalink/links", datalink.LINKS_TYPE)
+            + cap(scs.STANDARD_ID, "scs", "text/xml"))
+
+
+def capabilities(base: str, config: TapConfig, root: str) -> str:
+    """The VOSI capabilities of the TAP service at `base` (absolute URL ending in /tap) on the server `root`."""
     features = "".join(f"<feature><form>{g}</form></feature>" for g in GEOMETRY)
     formats = "".join(
         f"<outputFormat{' ivo-id=' + quoteattr(ivo) if ivo else ''}><mime>{escape(mime)}</mime>"
@@ -52,13 +70,15 @@ def capabilities(base: str, config: TapConfig) -> str:
             "<description>ADQL 2.0 translated to PostgreSQL; geometry through q3c (ICRS only)</description>"
             f'<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo">{features}</languageFeatures>'
             "</language>"
-            f"{formats}"
+            f"{formats}{_uploads(config)}"
             f"<retentionPeriod><default>{config.retention_s}</default></retentionPeriod>"
             f"<executionDuration><default>{config.async_timeout_s}</default></executionDuration>"
             f'<outputLimit><default unit="row">{config.default_maxrec}</default>'
             f'<hard unit="row">{config.hard_maxrec}</hard></outputLimit>'
+            f'<uploadLimit><hard unit="byte">{config.upload.max_bytes}</hard></uploadLimit>'
             "</capability>"
             + vosi("capabilities", "capabilities") + vosi("availability", "availability") + vosi("tables", "tables")
+            + _other_services(root)
             + "</vosi:capabilities>\n")
 
 

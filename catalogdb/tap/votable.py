@@ -43,6 +43,7 @@ class Field:
     unit: str | None = None
     ucd: str | None = None
     description: str | None = None
+    id: str | None = None  # the VOTable ID a service descriptor's PARAM refers to
 
 
 def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field]:
@@ -53,6 +54,8 @@ def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field
         meta = declared.get(col.name.lower())
         if meta is not None and meta.bare != col.name and meta.bare.lower() != col.name:
             meta = None
+        if datatype == "char" and xtype is None and meta is not None:
+            xtype = meta.xtype  # e.g. an uploaded timestamp column, kept as text, keeps its xtype
         out.append(Field(col.name, datatype, arraysize, xtype, meta and meta.unit, meta and meta.ucd,
                          meta and meta.description))
     return out
@@ -106,7 +109,8 @@ def _attr(name: str, value) -> str:
 def _field_xml(field: Field) -> str:
     desc = f"<DESCRIPTION>{escape(field.description)}</DESCRIPTION>" if field.description else ""
     attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
-             + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd))
+             + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd)
+             + _attr("ID", field.id))
     return f"<FIELD{attrs}>{desc}</FIELD>\n" if desc else f"<FIELD{attrs}/>\n"
 
 
@@ -129,8 +133,12 @@ def error_document(message: str) -> bytes:
 
 
 def votable(fields: list[Field], batches: Iterable[list[tuple]], status: ResultStatus,
-            infos: Iterable[tuple[str, str]] = (), serialization: str = "tabledata") -> Iterator[bytes]:
-    """A VOTable of the rows, as chunks; `status` is read after the last row (overflow, late error)."""
+            infos: Iterable[tuple[str, str]] = (), serialization: str = "tabledata",
+            resources: str = "") -> Iterator[bytes]:
+    """A VOTable of the rows, as chunks; `status` is read after the last row (overflow, late error).
+
+    `resources` is XML of further RESOURCE elements (service descriptors) after the results.
+    """
     head = _head([("QUERY_STATUS", "OK"), *infos]) + "<TABLE>\n" + "".join(_field_xml(f) for f in fields)
     if serialization == "binary2":
         yield (head + '<DATA><BINARY2><STREAM encoding="base64">\n').encode()
@@ -153,7 +161,7 @@ def votable(fields: list[Field], batches: Iterable[list[tuple]], status: ResultS
         tail = _info("QUERY_STATUS", "ERROR", status.error)
     elif status.overflow:
         tail = _info("QUERY_STATUS", "OVERFLOW")
-    yield (tail + "</RESOURCE>\n</VOTABLE>\n").encode()
+    yield (tail + "</RESOURCE>\n" + resources + "</VOTABLE>\n").encode()
 
 
 @dataclass
