@@ -533,7 +533,11 @@ def test_several_files_one_transaction(db, tmp_path):
     with pytest.raises(BadInput, match=r"b.csv: row 6, column ra: value '400'"):
         ingest_files(db, "gaia-dr3", [good, bad])
     assert count(db, "select count(*) from gaia_source") == 0  # the good file was rolled back too
-    assert count(db, "select count(*) from run") == 0
+    assert count(db, "select count(*) from ingested_file") == 0
+    # only the failure is recorded, with the files it was given
+    failed = fetch(db, "select command, status, inputs from run")
+    assert [(r[0], r[1], [Path(f["path"]).name for f in r[2]]) for r in failed] == [
+        ("ingest", "failed", ["a.csv", "b.csv"])]
     s = ingest_files(db, "gaia-dr3", [good, bad], on_error="skip")
     assert (s.read, s.inserted, s.rejected) == (40, 39, 1)
     assert s.reject_file == bad.with_name("b.csv.rejects.csv")
@@ -551,7 +555,8 @@ def test_progress_reports_rows(db, tmp_path):
 
 def _nothing_written(db):
     assert count(db, "select count(*) from gaia_source") == 0
-    assert count(db, "select count(*) from run") == 0
+    assert count(db, "select count(*) from ingested_file") == 0
+    assert count(db, "select count(*) from run where status <> 'failed'") == 0  # a failure is recorded, no more
 
 
 def test_bad_files(db, tmp_path):
