@@ -7,6 +7,7 @@ stored and the other goes to spectrum_reject with a reason naming both paths.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ def _duplicates(cur, good: list[ProcessedSpectrum], run_id: int) -> tuple[list[P
     """Split a batch's spectra into those to store and the duplicate OBSIDs to reject (with both paths named).
 
     Within a run the smallest path of an OBSID is kept, whatever order the workers finish in; a spectrum
-    stored by an earlier run keeps its place; the same bytes under a new path are the file moved, not a duplicate.
+    stored by an earlier run keeps its place while its file exists (when it is gone, the file was moved).
     Rejections are (path, checksum, obsid, reason, flag) tuples.
     """
     keep: dict[int, ProcessedSpectrum] = {}
@@ -100,8 +101,8 @@ def _duplicates(cur, good: list[ProcessedSpectrum], run_id: int) -> tuple[list[P
                 (list(keep),))
     for obsid, path, checksum, stored_run, flag in cur.fetchall():
         new = keep[obsid]
-        if path == new.path or checksum == new.checksum:
-            continue  # the same file re-processed, or moved
+        if path == new.path or not os.path.exists(path):
+            continue  # the same file re-processed, or the stored one moved or replaced
         if stored_run == run_id and new.path < path:  # this run stored the larger path earlier: swap them
             rejects.append((path, checksum, obsid, _duplicate_reason(obsid, new.path, False), flag))
         else:
