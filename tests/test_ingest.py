@@ -494,6 +494,8 @@ def test_ingest_twice_skips_the_same_file(db, tmp_path):
     assert (second.read, second.inserted, second.updated, second.skipped_files, second.run_id) == (0, 0, 0, 1, None)
     assert count(db, "select count(*) from gaia_source") == 50
     assert count(db, "select count(*) from run") == 1
+    assert fetch(db, "select path, sha256, source, table_name, rows, run_id from ingested_file") == [
+        (str(path.resolve()), first.files[0]["sha256"], "gaia-dr3", "gaia_source", 50, first.run_id)]
     labels = dict(second.rows())
     assert labels["skipped (already ingested)"] == "1"
 
