@@ -168,10 +168,9 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
     common = {"n_reference": int(len(ref)), "n_test": int(len(test)), "training_checksum": data.checksum(),
               "label_std": dict(zip(LABELS, map(float, std), strict=True)), "target": "z-scored labels"}
 
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "baselines", {"model_id": cnn.model_id, "models": list(models), "cv": cv,
-                                                "seed": seed, "grids": {m: grids[m] for m in models}})
-    try:
+    parameters = {"model_id": cnn.model_id, "models": list(models), "cv": cv, "seed": seed,
+                  "grids": {m: grids[m] for m in models}}
+    with runs.recorded(engine, "baselines", parameters) as run:
         results = [_cnn_result(cnn, variance, common)]
         for name in models:
             t0 = time.monotonic()
@@ -203,12 +202,7 @@ def run_baselines(engine: Engine, models=MODELS, model_id: str | None = None, cv
                     "seconds": params["seconds"]})
             results.append(result)
         _store(engine, cnn.model_id, results)
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {"models": len(results)})
-    except BaseException:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {}, "failed")
-        raise
+        run.row_counts = {"models": len(results)}
     for r in results:
         r["model_id"] = cnn.model_id
     return results

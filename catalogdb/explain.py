@@ -201,9 +201,7 @@ def explain_model(engine: Engine, model_id: str | None = None, stars: int = 2000
     model = load_model(engine, model_id)
     params = {"model_id": model.model_id, "stars": stars, "split": split, "group_on": group_on, "nsamples": nsamples,
               "background": background, "seed": seed, "explainer": "shap.GradientExplainer"}
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "explain", params)
-    try:
+    with runs.recorded(engine, "explain", params) as run:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
             salt = str(seed)
             flux, cols = read_spectra(conn, STARS_SQL.format(labels=", ".join(f"t.{c}" for c in LABELS)),
@@ -231,17 +229,12 @@ def explain_model(engine: Engine, model_id: str | None = None, stars: int = 2000
             plot_importance(fig_path, importance, sp, model.model_id,
                             {name: int(m.sum()) for name, m in masks.items()}, group_on)
         seconds = round(time.monotonic() - t0, 1)
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {"stars": len(flux), "rows": rows, "seconds": seconds})
-    except BaseException:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {}, "failed")
-        raise
+        run.row_counts = {"stars": len(flux), "rows": rows, "seconds": seconds}
     return {"model_id": model.model_id, "split": split, "group_on": group_on,
             "groups": {name: int(m.sum()) for name, m in masks.items()}, "stars": len(flux),
             "test_stars": int(cols[-1].astype(bool).sum()), "nsamples": nsamples, "background": len(bg),
             "networks": len(model.networks), "seconds": seconds, "figure": None if fig_path is None else str(fig_path),
-            "top": top_pixels(importance), "importance": importance, "run_id": run_id}
+            "top": top_pixels(importance), "importance": importance, "run_id": run.run_id}
 
 
 def top_pixels(importance: dict[str, np.ndarray], n: int = 10) -> dict[str, dict[str, list]]:

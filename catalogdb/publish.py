@@ -15,18 +15,23 @@ from catalogdb import runs
 from catalogdb.errors import CatalogdbError
 
 
+def record_prediction(conn: Connection, model_id: str, run_id: int, rows: int) -> None:
+    """Name run_id as the predict run whose rows cnn_prediction now holds for model_id (in conn's transaction)."""
+    conn.execute(sa.text(
+        "INSERT INTO prediction_run (model_id, run_id, row_count) VALUES (:m, :r, :n) "
+        "ON CONFLICT (model_id) DO UPDATE SET run_id = excluded.run_id, row_count = excluded.row_count, "
+        "predicted_at = now()"), {"m": model_id, "r": run_id, "n": rows})
+
+
 def _predict_run(conn: Connection, model_id: str) -> int | None:
-    """The newest finished predict run of this model (the run that wrote its cnn_prediction rows)."""
-    return conn.execute(sa.text(
-        "SELECT run_id FROM run WHERE command = 'predict' AND status = 'done' AND parameters ->> 'model_id' = :m "
-        "ORDER BY finished_at DESC LIMIT 1"), {"m": model_id}).scalar()
+    """The predict run that wrote this model's cnn_prediction rows (None for rows put there by hand)."""
+    return conn.execute(sa.text("SELECT run_id FROM prediction_run WHERE model_id = :m"), {"m": model_id}).scalar()
 
 
 def newest_predicted_model(conn: Connection) -> str:
-    """The model of the newest finished predict run: what `catalogdb publish` publishes by default."""
+    """The model predicted most recently: what `catalogdb publish` publishes by default."""
     model_id = conn.execute(sa.text(
-        "SELECT parameters ->> 'model_id' FROM run WHERE command = 'predict' AND status = 'done' "
-        "ORDER BY finished_at DESC LIMIT 1")).scalar()
+        "SELECT model_id FROM prediction_run ORDER BY predicted_at DESC, run_id DESC LIMIT 1")).scalar()
     if model_id is None:
         raise CatalogdbError("nothing to publish: no predict run has finished (run catalogdb predict first)")
     return model_id
@@ -54,7 +59,7 @@ def publish(engine: sa.Engine, model_id: str | None = None) -> dict:
     with engine.begin() as conn:
         model_id = model_id or newest_predicted_model(conn)
         predict_run_id = _predict_run(conn, model_id)
-        run_id = runs.start(conn, "publish", {"model_id": model_id, "predict_run_id": predict_run_id})
-        release = publish_rows(conn, model_id, predict_run_id, run_id)
-        runs.finish(conn, run_id, {"rows": release["rows"]})
+        with runs.recorded(conn, "publish", {"model_id": model_id, "predict_run_id": predict_run_id}) as run:
+            release = publish_rows(conn, model_id, predict_run_id, run.run_id)
+            run.row_counts = {"rows": release["rows"]}
     return release

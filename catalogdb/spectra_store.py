@@ -1,8 +1,14 @@
-"""`catalogdb ingest spectra`: preprocess LAMOST spectrum files in parallel and COPY them into `spectrum`."""
+"""`catalogdb ingest spectra`: preprocess LAMOST spectrum files in parallel and COPY them into `spectrum`.
+
+Worker processes preprocess the files (spectra.process_files) in a thread of a catalogdb.pipeline while
+this thread stores each finished batch. Two files with one OBSID are never dropped silently: one is
+stored and the other goes to spectrum_reject with a reason naming both paths.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from catalogdb import runs
 from catalogdb.errors import BadInput
+from catalogdb.pipeline import pipeline
 from catalogdb.spectra import GRID, ProcessedSpectrum, process_files
 
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
@@ -59,12 +66,61 @@ def _stored_checksums(engine: Engine) -> dict[str, str]:
     return dict(rows)
 
 
-def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) -> None:
-    """COPY one batch into staging and merge it, so an interrupted run keeps what it finished."""
+def _batches(results: Iterable[ProcessedSpectrum], size: int,
+             progress: Callable[[int], None]) -> Iterator[list[ProcessedSpectrum]]:
+    batch: list[ProcessedSpectrum] = []
+    for done, result in enumerate(results, start=1):
+        batch.append(result)
+        progress(done)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _duplicate_reason(obsid: int, other: str, stored: bool) -> str:
+    return f"duplicate OBSID {obsid}: {'already stored from' if stored else 'also in'} {other}"
+
+
+def _duplicates(cur, good: list[ProcessedSpectrum], run_id: int) -> tuple[list[ProcessedSpectrum], list[tuple]]:
+    """Split a batch's spectra into those to store and the duplicate OBSIDs to reject (with both paths named).
+
+    Within a run the smallest path of an OBSID is kept, whatever order the workers finish in; a spectrum
+    stored by an earlier run keeps its place while its file exists (when it is gone, the file was moved).
+    Rejections are (path, checksum, obsid, reason, flag) tuples.
+    """
+    keep: dict[int, ProcessedSpectrum] = {}
+    rejects = []
+    for s in sorted(good, key=lambda s: s.path):
+        if s.obsid in keep:
+            rejects.append((s.path, s.checksum, s.obsid, _duplicate_reason(s.obsid, keep[s.obsid].path, False), s.flag))
+        else:
+            keep[s.obsid] = s
+    cur.execute("select obsid, path, checksum, run_id, flag from spectrum where obsid = any(%s::int8[])",
+                (list(keep),))
+    for obsid, path, checksum, stored_run, flag in cur.fetchall():
+        new = keep[obsid]
+        if path == new.path or not os.path.exists(path):
+            continue  # the same file re-processed, or the stored one moved or replaced
+        if stored_run == run_id and new.path < path:  # this run stored the larger path earlier: swap them
+            rejects.append((path, checksum, obsid, _duplicate_reason(obsid, new.path, False), flag))
+        else:
+            rejects.append((new.path, new.checksum, obsid, _duplicate_reason(obsid, path, True), new.flag))
+            del keep[obsid]
+    return list(keep.values()), rejects
+
+
+def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) -> list[tuple]:
+    """COPY one batch into staging and merge it (an interrupted run keeps what it finished); returns duplicates."""
     good = [s for s in batch if s.flux is not None]
-    bad = [s for s in batch if s.flux is None]
+    bad = [(s.path, s.checksum, s.obsid, s.reason) for s in batch if s.flux is None]
     with engine.begin() as conn:
         cur = conn.connection.driver_connection.cursor()
+        # one ingest at a time decides which of two files with the same OBSID is stored
+        cur.execute("select pg_advisory_xact_lock(hashtext('catalogdb.ingest.spectrum'))")
+        good, duplicates = _duplicates(cur, good, run_id)
+        bad += [d[:4] for d in duplicates]
         cur.execute("create temp table if not exists spectrum_stage (like spectrum) on commit delete rows")
         with cur.copy("copy spectrum_stage (obsid, flux, flag, snrg, path, checksum, run_id) "
                       "from stdin (format binary)") as copy:
@@ -73,7 +129,7 @@ def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) ->
                 copy.write_row((s.obsid, np.asarray(s.flux, dtype="<f4").tobytes(), s.flag, s.snrg,
                                 s.path, s.checksum, run_id))
         cur.execute(
-            "insert into spectrum select distinct on (obsid) * from spectrum_stage order by obsid, path "
+            "insert into spectrum select * from spectrum_stage "
             "on conflict (obsid) do update set flux = excluded.flux, flag = excluded.flag, snrg = excluded.snrg,"
             " path = excluded.path, checksum = excluded.checksum, run_id = excluded.run_id")
         if bad:
@@ -81,10 +137,11 @@ def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) ->
                 "insert into spectrum_reject (path, checksum, obsid, reason, run_id) values (%s, %s, %s, %s, %s) "
                 "on conflict (path) do update set checksum = excluded.checksum, obsid = excluded.obsid, "
                 "reason = excluded.reason, run_id = excluded.run_id",
-                [(s.path, s.checksum, s.obsid, s.reason, run_id) for s in bad])
-        # A file that now preprocesses is no longer a rejection.
+                [(*b, run_id) for b in bad])
+        # A file that now preprocesses (and is not a duplicate) is no longer a rejection.
         if good:
             cur.execute("delete from spectrum_reject where path = any(%s)", ([s.path for s in good],))
+    return duplicates
 
 
 def ingest_spectra(engine: Engine, paths: list[Path], workers: int = 2,
@@ -93,33 +150,32 @@ def ingest_spectra(engine: Engine, paths: list[Path], workers: int = 2,
     files = spectrum_files(paths)
     known = _stored_checksums(engine)
     todo = [p for p in files if str(p) not in known or known[str(p)] != runs.sha256(p)]
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "ingest spectra", {"paths": [str(p) for p in paths], "workers": workers,
-                                                     "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)]})
-    summary = SpectraSummary(run_id=run_id, found=len(files), unchanged=len(files) - len(todo))
-    batch: list[ProcessedSpectrum] = []
-    status = "failed"
-    try:
-        for done, result in enumerate(process_files(todo, workers=workers), start=1):
-            batch.append(result)
-            if result.flux is None:
-                summary.rejected += 1
-                key = result.reason.split(":")[0] if result.reason else "unknown"
-                summary.reasons[key] = summary.reasons.get(key, 0) + 1
-            else:
-                summary.stored += 1
-                summary.flagged += int(result.flag)
-            if len(batch) >= BATCH:
-                _write_batch(engine, batch, run_id)
-                batch = []
-            if progress:
-                progress("preprocessing spectra", done, len(todo))
-        if batch:
-            _write_batch(engine, batch, run_id)
-        status = "done"
-    finally:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {"found": summary.found, "unchanged": summary.unchanged,
-                                       "stored": summary.stored, "flagged": summary.flagged,
-                                       "rejected": summary.rejected}, status=status)
+    parameters = {"paths": [str(p) for p in paths], "workers": workers,
+                  "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)]}
+
+    def preprocessed(done: int) -> None:
+        if progress:
+            progress("preprocessing spectra", done, len(todo))
+
+    with runs.recorded(engine, "ingest spectra", parameters) as run:
+        summary = SpectraSummary(run_id=run.run_id, found=len(files), unchanged=len(files) - len(todo))
+        source = _batches(process_files(todo, workers=workers), BATCH, preprocessed)
+        with pipeline(source, maxsize=2, name="spectra") as batches:
+            for batch in batches:
+                duplicates = _write_batch(engine, batch, run.run_id)
+                for result in batch:
+                    if result.flux is None:
+                        summary.rejected += 1
+                        key = result.reason.split(":")[0] if result.reason else "unknown"
+                        summary.reasons[key] = summary.reasons.get(key, 0) + 1
+                    else:
+                        summary.stored += 1
+                        summary.flagged += int(result.flag)
+                for *_, flag in duplicates:  # each was counted as stored, now or in an earlier batch
+                    summary.stored -= 1
+                    summary.flagged -= int(flag)
+                    summary.rejected += 1
+                    summary.reasons["duplicate OBSID"] = summary.reasons.get("duplicate OBSID", 0) + 1
+                run.row_counts = {"found": summary.found, "unchanged": summary.unchanged, "stored": summary.stored,
+                                  "flagged": summary.flagged, "rejected": summary.rejected}
     return summary

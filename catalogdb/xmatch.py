@@ -173,22 +173,20 @@ def run_xmatch(engine: Engine, apogee_radius: float = 1.0, gaia_radius: float = 
     """Crossmatch LAMOST with APOGEE and Gaia (radii in arcsec) and compute the Gaia zero points."""
     jobs = jobs or max(os.cpu_count() or 1, 1)
     radii = {"xmatch_lamost_apogee": apogee_radius, "xmatch_lamost_gaia": gaia_radius}
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "xmatch", {"apogee_radius_arcsec": apogee_radius,
-                                             "gaia_radius_arcsec": gaia_radius, "jobs": jobs})
-    summary = XmatchSummary(run_id=run_id)
-    status = "failed"
-    try:
+    parameters = {"apogee_radius_arcsec": apogee_radius, "gaia_radius_arcsec": gaia_radius, "jobs": jobs}
+    with runs.recorded(engine, "xmatch", parameters) as run:
+        summary = XmatchSummary(run_id=run.run_id)
+
+        def counts() -> dict:
+            return {"pairs": summary.pairs, "matched": summary.matched, "zeropoints": summary.zeropoints,
+                    "zeropoints_clamped": summary.zeropoints_clamped,
+                    "zeropoints_invalid": summary.zeropoints_invalid}
+
+        run.row_counts = counts()  # kept current: a failed run records how far it got
         for table, radius in radii.items():
             t0 = time.perf_counter()
-            summary.pairs[table], summary.matched[table] = match(engine, table, radius, run_id, jobs)
+            summary.pairs[table], summary.matched[table] = match(engine, table, radius, run.run_id, jobs)
             summary.seconds[table] = time.perf_counter() - t0
         summary.zeropoints, summary.zeropoints_clamped, summary.zeropoints_invalid = zeropoints(engine)
-        status = "done"
-    finally:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {"pairs": summary.pairs, "matched": summary.matched,
-                                       "zeropoints": summary.zeropoints,
-                                       "zeropoints_clamped": summary.zeropoints_clamped,
-                                       "zeropoints_invalid": summary.zeropoints_invalid}, status=status)
+        run.row_counts = counts()
     return summary

@@ -493,6 +493,8 @@ def test_ingest_twice_skips_the_same_file(db, tmp_path):
     assert (second.read, second.inserted, second.updated, second.skipped_files, second.run_id) == (0, 0, 0, 1, None)
     assert count(db, "select count(*) from gaia_source") == 50
     assert count(db, "select count(*) from run") == 1
+    assert fetch(db, "select path, sha256, source, table_name, rows, run_id from ingested_file") == [
+        (str(path.resolve()), first.files[0]["sha256"], "gaia-dr3", "gaia_source", 50, first.run_id)]
     labels = dict(second.rows())
     assert labels["skipped (already ingested)"] == "1"
 
@@ -532,7 +534,11 @@ def test_several_files_one_transaction(db, tmp_path):
     with pytest.raises(BadInput, match=r"b.csv: row 6, column ra: value '400'"):
         ingest_files(db, "gaia-dr3", [good, bad])
     assert count(db, "select count(*) from gaia_source") == 0  # the good file was rolled back too
-    assert count(db, "select count(*) from run") == 0
+    assert count(db, "select count(*) from ingested_file") == 0
+    # only the failure is recorded, with the files it was given
+    failed = fetch(db, "select command, status, inputs from run")
+    assert [(r[0], r[1], [Path(f["path"]).name for f in r[2]]) for r in failed] == [
+        ("ingest", "failed", ["a.csv", "b.csv"])]
     s = ingest_files(db, "gaia-dr3", [good, bad], on_error="skip")
     assert (s.read, s.inserted, s.rejected) == (40, 39, 1)
     assert s.reject_file == bad.with_name("b.csv.rejects.csv")
@@ -550,7 +556,8 @@ def test_progress_reports_rows(db, tmp_path):
 
 def _nothing_written(db):
     assert count(db, "select count(*) from gaia_source") == 0
-    assert count(db, "select count(*) from run") == 0
+    assert count(db, "select count(*) from ingested_file") == 0
+    assert count(db, "select count(*) from run where status <> 'failed'") == 0  # a failure is recorded, no more
 
 
 def test_bad_files(db, tmp_path):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import pytest
 import sqlalchemy as sa
 
 from catalogdb.cnn.predict import predict
+from catalogdb.cnn.registry import LoadedModel
 from catalogdb.errors import CatalogdbError
 from catalogdb.publish import publish
 
 OTHER = "test-publish-other-model"
+BATCH = 16  # spectra per predict batch in the failure test: the mock has many more
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +91,47 @@ def _columns(conn, table: str) -> list[str]:
     return [r[0] for r in conn.execute(sa.text(
         "SELECT column_name FROM information_schema.columns WHERE table_name = :t ORDER BY ordinal_position"),
         {"t": table})]
+
+
+def test_a_model_failing_mid_way_fails_the_run_and_half_writes_nothing(published, monkeypatch):
+    engine, model_id, _ = published
+    stage = "cnn_prediction_stage_" + hashlib.md5(model_id.encode()).hexdigest()[:12]
+    snapshot = {
+        "final": "SELECT obsid, model_id, cnn_feh FROM final_catalog ORDER BY obsid",
+        "predictions": "SELECT obsid, run_id, cnn_feh FROM cnn_prediction WHERE model_id = :m ORDER BY obsid",
+        "releases": "SELECT release_id, model_id, predict_run_id FROM release ORDER BY release_id",
+        "prediction_run": "SELECT model_id, run_id, row_count FROM prediction_run ORDER BY model_id",
+    }
+    with engine.connect() as conn:
+        before = {k: _rows(conn, sql, m=model_id) for k, sql in snapshot.items()}
+    calls = []
+    real = LoadedModel.predict
+
+    def fails_on_the_second_batch(self, flux, *args, **kwargs):
+        calls.append(len(flux))
+        if len(calls) == 2:
+            raise RuntimeError("the accelerator went away")
+        return real(self, flux, *args, **kwargs)
+
+    monkeypatch.setattr(LoadedModel, "predict", fails_on_the_second_batch)
+    with pytest.raises(RuntimeError, match="the accelerator went away"):
+        predict(engine, model_id, all_spectra=True, batch_size=BATCH)
+    monkeypatch.undo()
+    with engine.connect() as conn:
+        after = {k: _rows(conn, sql, m=model_id) for k, sql in snapshot.items()}
+        run = conn.execute(sa.text("SELECT status, row_counts, finished_at FROM run WHERE command = 'predict' "
+                                   "ORDER BY run_id DESC LIMIT 1")).one()
+        staged = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
+    assert after == before  # no prediction, catalogue row, release or pointer of the failed run
+    assert run.status == "failed" and run.finished_at is not None
+    # the first batch, kept for a resume, if it reached the writer before the error stopped the pipeline
+    assert run.row_counts == {"staged": staged} and staged in (0, BATCH)
+    assert [t for t in threading.enumerate() if t.name.startswith("predict-")] == []
+
+    resumed = predict(engine, model_id, all_spectra=True, batch_size=BATCH)
+    with engine.connect() as conn:
+        assert resumed["resumed"] == staged and resumed["predicted"] == len(before["predictions"])
+        assert [r[0] for r in _rows(conn, snapshot["final"])] == [r[0] for r in before["final"]]
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": stage}).scalar() is None
+        assert _rows(conn, "SELECT run_id FROM prediction_run WHERE model_id = :m", m=model_id) == [
+            (resumed["run_id"],)]

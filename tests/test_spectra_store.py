@@ -64,3 +64,57 @@ def test_cli_names_a_missing_folder(engine, tmp_path):
                             capture_output=True, text=True, env={**os.environ, "CATALOGDB_URL": url})
     assert result.returncode == 2
     assert "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def _stored_and_rejected(engine, obsid: int) -> tuple[list[str], dict[str, str]]:
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(sa.text("select path from spectrum where obsid = :o"), {"o": obsid})]
+        rejected = dict(conn.execute(sa.text("select path, reason from spectrum_reject where obsid = :o"),
+                                     {"o": obsid}).all())
+    return stored, rejected
+
+
+def test_two_files_with_one_obsid_in_one_ingest_keep_the_first_path_and_reject_the_other(engine, spectra_dir):
+    original = spectra_dir / "3706009.fits"
+    copy = spectra_dir / "zz_3706009_again.fits"
+    shutil.copyfile(original, copy)
+    summary = ingest_spectra(engine, [spectra_dir], workers=2)
+    assert (summary.found, summary.stored, summary.rejected) == (13, 11, 2)
+    assert summary.reasons["duplicate OBSID"] == 1
+    stored, rejected = _stored_and_rejected(engine, 3706009)
+    assert stored == [str(original)]
+    assert rejected == {str(copy): f"duplicate OBSID 3706009: also in {original}"}
+    again = ingest_spectra(engine, [spectra_dir], workers=1)
+    assert (again.unchanged, again.stored, again.rejected) == (13, 0, 0)
+
+
+def test_the_kept_path_does_not_depend_on_the_order_files_finish(engine, spectra_dir, monkeypatch):
+    original = spectra_dir / "3706009.fits"
+    later = spectra_dir / "zz_3706009_again.fits"
+    shutil.copyfile(original, later)
+    monkeypatch.setattr("catalogdb.spectra_store.BATCH", 1)  # the larger path is stored first, then replaced
+    summary = ingest_spectra(engine, [later, original], workers=1)
+    assert (summary.stored, summary.rejected, summary.reasons) == (1, 1, {"duplicate OBSID": 1})
+    stored, rejected = _stored_and_rejected(engine, 3706009)
+    assert stored == [str(original)]
+    assert rejected == {str(later): f"duplicate OBSID 3706009: also in {original}"}
+
+
+def test_an_obsid_already_stored_from_another_file_is_rejected_naming_both(engine, spectra_dir, tmp_path):
+    original = spectra_dir / "3706009.fits"
+    ingest_spectra(engine, [original], workers=1)
+    other = tmp_path / "elsewhere" / "3706009.fits"
+    other.parent.mkdir()
+    shutil.copyfile(original, other)
+    summary = ingest_spectra(engine, [other], workers=1)
+    assert (summary.stored, summary.rejected) == (0, 1)
+    stored, rejected = _stored_and_rejected(engine, 3706009)
+    assert stored == [str(original)]
+    assert rejected == {str(other): f"duplicate OBSID 3706009: already stored from {original}"}
+    # once the stored file is gone, the other one is the file moved: it takes its place
+    original.unlink()
+    moved = tmp_path / "moved" / "3706009.fits"
+    moved.parent.mkdir()
+    shutil.copyfile(other, moved)
+    assert ingest_spectra(engine, [moved], workers=1).stored == 1
+    assert _stored_and_rejected(engine, 3706009)[0] == [str(moved)]

@@ -278,10 +278,8 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = paper.SIGMA_MG,
     model_id = _model_id(sums, sigma_mg)
     params = {"source": str(Path(folder).resolve()), "doi": paper.DOI_MODEL, "sigma_mg": sigma_mg,
               "scaler": str(files.scaler.resolve())}
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "models import", params,
-                            [{"path": str(files.folder / name), "sha256": s} for name, s in sums.items()])
-    try:
+    inputs = [{"path": str(files.folder / name), "sha256": s} for name, s in sums.items()]
+    with runs.recorded(engine, "models import", params, inputs) as run:
         network, info = convert(files.saved_model)
         config = {"model_id": model_id, "imported": True, "doi": paper.DOI_MODEL,
                   "reference": "Shen & Luo (2024), A&A; network from the SolarDis repository's Zenodo record",
@@ -305,19 +303,16 @@ def import_model(engine: Engine, folder: Path, sigma_mg: float = paper.SIGMA_MG,
             with engine.begin() as conn:
                 register(conn, {"model_id": model_id, "path": folder_out, "config": config,
                                 "training_rows": paper.TRAINING_ROWS, "training_checksum": TRAINING_CHECKSUM,
-                                "metrics": metrics, "sigma_mg": sigma_mg, "run_id": run_id})
-                runs.finish(conn, run_id, {"models": 1, "parameters": info["parameters"]})
+                                "metrics": metrics, "sigma_mg": sigma_mg, "run_id": run.run_id})
+                run.row_counts = {"models": 1, "parameters": info["parameters"]}
+                run.finish(conn)  # the model and the run's end commit together
         except BaseException:
             if not replacing:  # a re-import (same files, same id) keeps the folder its earlier row names
                 shutil.rmtree(folder_out, ignore_errors=True)
             raise
-    except BaseException:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {}, "failed")
-        raise
     return {"model_id": model_id, "path": str(folder_out), "config": config, "training_rows": paper.TRAINING_ROWS,
             "training_checksum": TRAINING_CHECKSUM, "code_version": __version__, "metrics": metrics,
-            "sigma_mg": sigma_mg, "run_id": run_id}
+            "sigma_mg": sigma_mg, "run_id": run.run_id}
 
 
 

@@ -1,7 +1,7 @@
 """`catalogdb predict`: CNN labels, distances and galactocentric coordinates written back to PostgreSQL.
 
 Reading (a server-side cursor), inference and writing (COPY) run in three threads joined by bounded
-queues, so the CPU predicting never waits for the database. Rows go to a per-model staging table
+queues (catalogdb.pipeline), so the CPU predicting never waits for the database. Rows go to a per-model staging table
 committed batch by batch (an interrupted run resumes where it stopped); the model's rows in
 cnn_prediction are replaced by the staged ones in one transaction at the end.
 """
@@ -9,9 +9,7 @@ cnn_prediction are replaced by the staged ones in one transaction at the end.
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +20,8 @@ from catalogdb import runs
 from catalogdb.cnn.data import PHOTOMETRY_COLUMNS, PHOTOMETRY_JOINS, iter_spectra
 from catalogdb.distance import photometric_distance
 from catalogdb.galaxy import galactocentric
-from catalogdb.publish import publish_rows
+from catalogdb.pipeline import pipeline
+from catalogdb.publish import publish_rows, record_prediction
 
 LABELS = ("teff", "logg", "feh", "mg", "bprp")
 COLUMNS = ["model_id", "obsid", *[c for label in LABELS for c in (f"cnn_{label}", f"cnn_{label}_err")],
@@ -58,12 +57,10 @@ def _as_float(values: np.ndarray) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _read(engine: Engine, sql: str, batch_size: int, out: queue.Queue, stop: threading.Event) -> None:
+def _read(engine: Engine, sql: str, batch_size: int) -> Iterator[Batch]:
     with engine.connect() as conn, conn.begin():
         for flux, cols in iter_spectra(conn, sql, batch=batch_size):
-            if stop.is_set():
-                break
-            out.put(Batch(cols[0].astype(np.int64), flux, *(_as_float(c) for c in cols[1:])))
+            yield Batch(cols[0].astype(np.int64), flux, *(_as_float(c) for c in cols[1:]))
 
 
 def derived(batch: Batch, sigma_mg: float) -> dict[str, np.ndarray]:
@@ -76,21 +73,19 @@ def _nullable(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: float,
-           inbox: queue.Queue, progress: Callable[[int], None]) -> None:
-    while (batch := inbox.get()) is not None:
-        d = derived(batch, sigma_mg)
-        with engine.begin() as conn:
-            cur = conn.connection.driver_connection.cursor()
-            with cur.copy(f"COPY {stage} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(TYPES)
-                for i, obsid in enumerate(batch.obsid):
-                    labels = [v for k in range(5) for v in (batch.mean[i, k], batch.spread[i, k])]
-                    copy.write_row((model_id, int(obsid), *map(_nullable, labels), _nullable(d["a_g"][i]),
-                                    d["a_g_source"][i], _nullable(d["mode"][i]), _nullable(d["p16"][i]),
-                                    _nullable(d["p50"][i]), _nullable(d["p84"][i]),
-                                    *map(_nullable, d["xyzr"][i]), run_id))
-        progress(len(batch.obsid))
+def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: float, batch: Batch) -> None:
+    """COPY one predicted batch, with its derived columns, into the staging table (committed on its own)."""
+    d = derived(batch, sigma_mg)
+    with engine.begin() as conn:
+        cur = conn.connection.driver_connection.cursor()
+        with cur.copy(f"COPY {stage} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(TYPES)
+            for i, obsid in enumerate(batch.obsid):
+                labels = [v for k in range(5) for v in (batch.mean[i, k], batch.spread[i, k])]
+                copy.write_row((model_id, int(obsid), *map(_nullable, labels), _nullable(d["a_g"][i]),
+                                d["a_g_source"][i], _nullable(d["mode"][i]), _nullable(d["p16"][i]),
+                                _nullable(d["p50"][i]), _nullable(d["p84"][i]),
+                                *map(_nullable, d["xyzr"][i]), run_id))
 
 
 def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = False, batch_size: int = 1024,
@@ -106,64 +101,30 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
         conn.execute(sa.text(f"CREATE UNLOGGED TABLE IF NOT EXISTS {stage} (LIKE cnn_prediction)"))
         resumed = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
         total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} t JOIN spectrum s USING (obsid)")).scalar_one()
-        run_id = runs.start(conn, "predict", {"model_id": model.model_id, "sample": sample,
-                                              "batch_size": batch_size, "resumed_rows": resumed})
-    done = [resumed]
+    parameters = {"model_id": model.model_id, "sample": sample, "batch_size": batch_size, "resumed_rows": resumed}
+    with runs.recorded(engine, "predict", parameters) as run:
+        run.row_counts = {"staged": resumed}
 
-    def advance(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress("predicting", done[0], total)
-
-    to_model: queue.Queue = queue.Queue(maxsize=2)
-    to_writer: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            _read(engine, SOURCE_SQL.format(sample=sample, stage=stage), batch_size, to_model, stop)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(exc)
-        finally:
-            to_model.put(None)
-
-    reader = threading.Thread(target=read, daemon=True)
-
-    def write() -> None:
-        try:
-            _write(engine, stage, model.model_id, run_id, model.sigma_mg, to_writer, advance)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(exc)
-            stop.set()
-
-    writer = threading.Thread(target=write, daemon=True)
-    reader.start()
-    writer.start()
-    try:
-        while (batch := to_model.get()) is not None and not errors:
+        def infer(batch: Batch) -> Batch:
             batch.mean, batch.spread = model.predict(batch.flux)
-            to_writer.put(batch)
-    finally:
-        stop.set()
-        to_writer.put(None)
-        writer.join()
-        while reader.is_alive():  # unblock a reader waiting on a full queue after an error
-            try:
-                to_model.get(timeout=0.1)
-            except queue.Empty:
-                pass
-    if errors:
+            return batch
+
+        source = _read(engine, SOURCE_SQL.format(sample=sample, stage=stage), batch_size)
+        with pipeline(source, infer, maxsize=2, name="predict") as predicted:
+            for batch in predicted:
+                _write(engine, stage, model.model_id, run.run_id, model.sigma_mg, batch)
+                run.row_counts["staged"] += len(batch.obsid)
+                if progress:
+                    progress("predicting", run.row_counts["staged"], total)
         with engine.begin() as conn:
-            runs.finish(conn, run_id, {"staged": done[0]}, status="failed")
-        raise errors[0]
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM cnn_prediction WHERE model_id = :m"), {"m": model.model_id})
-        rows = conn.execute(sa.text(f"INSERT INTO cnn_prediction SELECT * FROM {stage}")).rowcount
-        conn.execute(sa.text(f"DROP TABLE {stage}"))
-        conn.execute(sa.text("ANALYZE cnn_prediction"))
-        # The new predictions and the catalogue they make are committed together.
-        release = publish_rows(conn, model.model_id, run_id, run_id)
-        runs.finish(conn, run_id, {"predicted": rows, "resumed": resumed, "published": release["rows"]})
-    return {"model_id": model.model_id, "predicted": rows, "resumed": resumed, "run_id": run_id,
+            conn.execute(sa.text("DELETE FROM cnn_prediction WHERE model_id = :m"), {"m": model.model_id})
+            rows = conn.execute(sa.text(f"INSERT INTO cnn_prediction SELECT * FROM {stage}")).rowcount
+            conn.execute(sa.text(f"DROP TABLE {stage}"))
+            conn.execute(sa.text("ANALYZE cnn_prediction"))
+            # The new predictions, the catalogue they make and the run's end are committed together.
+            record_prediction(conn, model.model_id, run.run_id, rows)
+            release = publish_rows(conn, model.model_id, run.run_id, run.run_id)
+            run.row_counts = {"predicted": rows, "resumed": resumed, "published": release["rows"]}
+            run.finish(conn)
+    return {"model_id": model.model_id, "predicted": rows, "resumed": resumed, "run_id": run.run_id,
             "release_id": release["release_id"]}

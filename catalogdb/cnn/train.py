@@ -204,9 +204,7 @@ def train_model(engine: Engine, max_steps: int | None = None, batch_size: int | 
               "ensemble": "mean of the fold networks; uncertainty = their standard deviation",
               "labels": list(LABELS), "label_scaling": "z-score on the reference rows",
               "backend": keras.backend.backend(), "keras": keras.__version__}
-    with engine.begin() as conn:
-        run_id = runs.start(conn, "train", config)
-    try:
+    with runs.recorded(engine, "train", config) as run:
         data = load_training_data(engine)
         plan = fold_plan(data, folds, seed)
         test = np.flatnonzero(data.is_test)
@@ -292,16 +290,13 @@ def train_model(engine: Engine, max_steps: int | None = None, batch_size: int | 
             with engine.begin() as conn:
                 register(conn, {"model_id": model_id, "path": folder, "config": full_config,
                                 "training_rows": len(data), "training_checksum": checksum, "metrics": metrics,
-                                "sigma_mg": sigma_mg, "run_id": run_id})
-                runs.finish(conn, run_id, {"training_rows": len(data), "test_rows": int(len(test)),
-                                           "networks": len(networks), "interrupted": interrupted})
+                                "sigma_mg": sigma_mg, "run_id": run.run_id})
+                run.row_counts = {"training_rows": len(data), "test_rows": int(len(test)),
+                                  "networks": len(networks), "interrupted": interrupted}
+                run.finish(conn)  # the model and the run's end commit together
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-    except BaseException:
-        with engine.begin() as conn:
-            runs.finish(conn, run_id, {}, "failed")
-        raise
     return {"model_id": model_id, "path": str(folder), "config": full_config, "training_rows": len(data),
             "training_checksum": checksum, "code_version": __version__, "metrics": metrics, "sigma_mg": sigma_mg,
-            "run_id": run_id, "interrupted": interrupted, "figure": str(folder / "fig5.png")}
+            "run_id": run.run_id, "interrupted": interrupted, "figure": str(folder / "fig5.png")}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-
 import numpy as np
 import psycopg
 import pyarrow as pa
+
+from catalogdb.pipeline import pipeline
 
 
 def quote(name: str) -> str:
@@ -86,44 +85,12 @@ def encode_binary(table: pa.Table) -> np.ndarray:
 def copy_batches(cur: psycopg.Cursor, table: str, columns: list[str], batches) -> int:
     """Binary COPY of arrow batches into `table`; a thread reads and encodes while this one sends."""
     sql = f"copy {table} ({', '.join(quote(c) for c in columns)}) from stdin (format binary)"
-    chunks: queue.Queue = queue.Queue(maxsize=3)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                if batch.num_rows:
-                    item = (batch.num_rows, encode_binary(batch))
-                    while not stop.is_set():
-                        try:
-                            chunks.put(item, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-            chunks.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the sending thread, which raises it
-            chunks.put(exc)
-
-    worker = threading.Thread(target=produce, name="ingest-reader", daemon=True)
+    encoded = ((batch.num_rows, encode_binary(batch)) for batch in batches if batch.num_rows)
     sent = 0
-    worker.start()
-    try:
-        with cur.copy(sql) as copy:
-            copy.write(COPY_SIGNATURE)
-            while (item := chunks.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                copy.write(memoryview(item[1]))
-                sent += item[0]
-            copy.write(COPY_TRAILER)
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                chunks.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
+    with pipeline(encoded, maxsize=3, name="ingest-reader") as chunks, cur.copy(sql) as copy:
+        copy.write(COPY_SIGNATURE)
+        for rows, data in chunks:
+            copy.write(memoryview(data))
+            sent += rows
+        copy.write(COPY_TRAILER)
     return sent

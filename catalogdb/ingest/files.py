@@ -4,8 +4,10 @@ One `ingest_files` call is one transaction: every file is read in chunks, valida
 encoded with numpy; see benchmarks/ingest.py) into a temporary staging table and merged into the target
 with INSERT ... ON CONFLICT DO UPDATE ... WHERE (row differs), which separates inserted, updated and
 unchanged rows. Into an empty target the rows are COPYed straight in (in a savepoint, falling back to
-staging when the file repeats a key). The run row (inputs with SHA-256, counts) is written in the same
-transaction, so a failed or killed run leaves the database as it was.
+staging when the file repeats a key). The run row (inputs with SHA-256, counts) and an ingested_file row
+per file loaded are written in the same transaction, so a failed or killed run leaves the database as it
+was (a failure only adds a 'failed' run row, see runs.recorded). ingested_file decides which files are
+already ingested.
 """
 
 from __future__ import annotations
@@ -69,16 +71,19 @@ class IngestSummary:
 
 def _already_ingested(conn: sa.Connection, source: str, sha: str, path: str) -> bool:
     """Same checksum ingested into this source, and no later ingest of this path with other content."""
-    rows = conn.execute(sa.text(
-        "select f->>'sha256', f->>'path' from run r, jsonb_array_elements(r.inputs) f "
-        "where r.command = 'ingest' and r.status = 'done' and r.parameters->>'source' = :source "
-        "and coalesce((f->>'skipped')::boolean, false) = false "
-        "and (f->>'sha256' = :sha or f->>'path' = :path) order by r.run_id desc"),
-        {"source": source, "sha": sha, "path": path}).all()
-    if not any(r[0] == sha for r in rows):
-        return False
-    latest_for_path = next((r[0] for r in rows if r[1] == path), sha)
-    return latest_for_path == sha
+    return conn.execute(sa.text(
+        "select exists (select 1 from ingested_file where source = :source and sha256 = :sha) "
+        "and coalesce((select sha256 from ingested_file where source = :source and path = :path "
+        "order by run_id desc limit 1), :sha) = :sha"), {"source": source, "sha": sha, "path": path}).scalar_one()
+
+
+def _record_file(conn: sa.Connection, run_id: int, source: str, table: str, info: dict, rows: int) -> None:
+    """One ingested_file row: this file's content is now in `table`."""
+    conn.execute(sa.text(
+        "insert into ingested_file (run_id, path, sha256, size, source, table_name, rows) "
+        "values (:run, :path, :sha, :size, :source, :table, :rows)"),
+        {"run": run_id, "path": info["path"], "sha": info["sha256"], "size": info["size"], "source": source,
+         "table": table, "rows": rows})
 
 
 def _load_file(conn: sa.Connection, spec: Spec, tf: TableFile, mapped, on_error: str,
@@ -167,7 +172,8 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
         tf = open_table(path.resolve(), fmt, spec.fits_hdu)
         prepared.append((path.resolve(), fmt, tf, *resolve(spec, tf)))
 
-    inputs: list[dict] = []
+    inputs: list[dict] = []  # per file, in the order given
+    todo = []
     with engine.connect() as conn, conn.begin():
         conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"catalogdb.ingest.{spec.table}"})
         for path, fmt, tf, mapped, conversions in prepared:
@@ -180,24 +186,30 @@ def ingest_files(engine: Engine, source: str, files: list[Path], on_error: str =
                                       "unchanged": 0, "rejected": 0, "reject_file": None})
                 inputs.append({**info, "skipped": True})
                 continue
-            counts = _load_file(conn, spec, tf, mapped, on_error, progress, path.name)
-            entry = {**info, "skipped": False, **counts, "unit_conversions": conversions}
             summary.unit_conversions += conversions
-            summary.files.append(entry)
-            inputs.append({k: (str(v) if isinstance(v, Path) else v) for k, v in entry.items()})
-            for k in ("read", "inserted", "updated", "unchanged", "rejected"):
-                setattr(summary, k, getattr(summary, k) + counts[k])
-            if counts["reject_file"] and summary.reject_file is None:
-                summary.reject_file = counts["reject_file"]
-        if summary.skipped_files == len(prepared):
+            todo.append((len(inputs), info, tf, mapped, conversions))
+            inputs.append({**info, "skipped": False})
+            summary.files.append(inputs[-1])  # replaced by its counts once loaded
+        if not todo:
             conn.rollback()
             return summary  # nothing new: nothing written, not even a run row
-        totals = {k: getattr(summary, k) for k in ("read", "inserted", "updated", "unchanged", "rejected")}
-        totals["skipped_files"] = summary.skipped_files
-        run_id = runs.start(conn, "ingest", {"source": source, "on_error": on_error, "table": spec.table,
-                                             "unit_conversions": summary.unit_conversions})
-        runs.finish(conn, run_id, totals, inputs=json.loads(json.dumps(inputs, default=str)))
-        summary.run_id = run_id
+        parameters = {"source": source, "on_error": on_error, "table": spec.table,
+                      "unit_conversions": summary.unit_conversions}
+        with runs.recorded(conn, "ingest", parameters, inputs) as run:
+            for at, info, tf, mapped, conversions in todo:
+                counts = _load_file(conn, spec, tf, mapped, on_error, progress, Path(info["path"]).name)
+                entry = {**info, "skipped": False, **counts, "unit_conversions": conversions}
+                summary.files[at] = entry
+                inputs[at] = {k: (str(v) if isinstance(v, Path) else v) for k, v in entry.items()}
+                for k in ("read", "inserted", "updated", "unchanged", "rejected"):
+                    setattr(summary, k, getattr(summary, k) + counts[k])
+                if counts["reject_file"] and summary.reject_file is None:
+                    summary.reject_file = counts["reject_file"]
+                _record_file(conn, run.run_id, source, spec.table, info, counts["read"])
+            run.row_counts = {k: getattr(summary, k) for k in ("read", "inserted", "updated", "unchanged", "rejected")}
+            run.row_counts["skipped_files"] = summary.skipped_files
+            run.inputs = json.loads(json.dumps(inputs, default=str))
+        summary.run_id = run.run_id
     if summary.inserted or summary.updated:
         with engine.connect() as conn:
             conn.execute(sa.text(f"analyze {quote(spec.table)}"))
