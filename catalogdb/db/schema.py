@@ -19,9 +19,9 @@ F8 = sa.Double
 F4 = sa.REAL
 
 
-def col(name: str, type_, unit: str | None, ucd: str | None, description: str, **kw) -> sa.Column:
+def col(name: str, type_, unit: str | None, ucd: str | None, description: str, *args, **kw) -> sa.Column:
     """A column carrying its unit and UCD in `info` and its description as the SQL comment."""
-    return sa.Column(name, type_, comment=description, info={"unit": unit, "ucd": ucd}, **kw)
+    return sa.Column(name, type_, *args, comment=description, info={"unit": unit, "ucd": ucd}, **kw)
 
 
 def published(*foreign_keys: ForeignKey) -> dict:
@@ -203,4 +203,62 @@ baseline_model = sa.Table(
         nullable=False, server_default=sa.func.now()),
     sa.ForeignKeyConstraint(["model_id"], ["cnn_model.model_id"], ondelete="CASCADE"),
     comment="Baseline regressors on the CNN's training set and split, with test MSEs (Appendix C, Table C.1)",
+)
+
+# Control state: what the ingest loaded, which predict run each model's predictions came from, what is published.
+ingested_file = sa.Table(
+    "ingested_file",
+    metadata,
+    col("run_id", sa.BigInteger, None, "meta.id", "Ingest run", primary_key=True),
+    col("path", sa.Text, None, "meta.file", "Survey file", primary_key=True),
+    col("sha256", sa.Text, None, None, "SHA-256 of the file", nullable=False),
+    col("size", sa.BigInteger, "byte", "phys.size", "File size", nullable=False),
+    col("source", sa.Text, None, "meta.id", "Catalogue declaration it was read with (catalogdb/sources/)",
+        nullable=False),
+    col("table_name", sa.Text, None, "meta.id", "Table it was loaded into", nullable=False),
+    col("rows", sa.BigInteger, None, "meta.number", "Rows read from it", nullable=False),
+    col("ingested_at", sa.DateTime(timezone=True), None, "time.processing", "When the ingest committed",
+        nullable=False, server_default=sa.func.now()),
+    comment="One row per survey file an ingest loaded; a file whose checksum is here for its source is skipped",
+)
+
+prediction_run = sa.Table(
+    "prediction_run",
+    metadata,
+    col("model_id", sa.Text, None, "meta.id", "CNN model", primary_key=True),
+    col("run_id", sa.BigInteger, None, "meta.id", "The predict run that wrote its cnn_prediction rows",
+        nullable=False),
+    col("row_count", sa.BigInteger, None, "meta.number", "Rows that run wrote to cnn_prediction", nullable=False),
+    col("predicted_at", sa.DateTime(timezone=True), None, "time.processing", "When those rows were committed",
+        nullable=False, server_default=sa.func.now()),
+    comment="One row per model with predictions: the predict run whose rows cnn_prediction holds for it",
+)
+
+release = sa.Table(
+    "release",
+    metadata,
+    col("release_id", sa.BigInteger, None, "meta.id", "Release number, increasing", sa.Identity(always=True),
+        primary_key=True),
+    col("model_id", sa.Text, None, "meta.id", "CNN model whose predictions were published", nullable=False),
+    col("predict_run_id", sa.BigInteger, None, "meta.id", "The run that wrote those predictions to cnn_prediction"),
+    col("publish_run_id", sa.BigInteger, None, "meta.id", "The publish run"),
+    col("row_count", sa.BigInteger, None, "meta.number", "Rows written to final_catalog", nullable=False),
+    col("published_at", sa.DateTime(timezone=True), None, "time.processing", "When final_catalog was replaced",
+        nullable=False, server_default=sa.func.now()),
+    comment="One row per catalogdb publish: the model whose predictions final_catalog holds; the newest is current",
+)
+
+gradient_binning = sa.Table(
+    "gradient_binning",
+    metadata,
+    col("name", sa.Text, None, "meta.id", "radial (Table 3) or vertical (Table 4)", primary_key=True),
+    col("x", sa.Text, None, "meta.id", "Column of gradient_sample the slope is taken against", nullable=False),
+    col("bin_by", sa.Text, None, "meta.id", "Column of gradient_sample the bins are taken in", nullable=False),
+    col("bin_start", F8, "kpc", "stat.min", "Lower edge of the first bin", nullable=False),
+    col("bin_stop", F8, "kpc", "stat.max", "Upper edge of the last bin (closed)", nullable=False),
+    col("bin_width", F8, "kpc", "arith.diff", "Bin width", nullable=False),
+    col("x_min", F8, "kpc", "stat.min", "Smallest x used", nullable=False),
+    col("x_max", F8, "kpc", "stat.max", "Largest x used", nullable=False),
+    col("description", sa.Text, None, "meta.note", "The paper's table it reproduces", nullable=False),
+    comment="The bins of the gradient tables, read by gradient_table()",
 )
