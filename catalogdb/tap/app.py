@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -65,7 +67,21 @@ async def params_of(request: Request) -> dict[str, str]:
             for k, v in form.multi_items():
                 if isinstance(v, str):
                     out[k.lower()] = v
+    for k, v in out.items():
+        if "\0" in k or "\0" in v:
+            raise TapRequestError(f"parameter {k.upper()!r} contains a NUL character")
     return out
+
+
+def seconds(name: str, text: str) -> float:
+    """A parameter that is a finite number of seconds (EXECUTIONDURATION, WAIT)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise TapRequestError(f"{name} must be a finite number of seconds, not {text!r}")
+    return value
 
 
 class Service:
@@ -118,10 +134,16 @@ def _see_other(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
+JOB_ID = re.compile(r"[0-9a-f]{16}")  # uws.JobStore.create makes 8 random bytes in hex
+
+
 async def _job(request: Request) -> uws.Job:
-    job = await run_in_threadpool(_service(request).jobs.get, request.path_params["job_id"])
+    job_id = request.path_params["job_id"]
+    job = None
+    if JOB_ID.fullmatch(job_id):
+        job = await run_in_threadpool(_service(request).jobs.get, job_id)
     if job is None:
-        raise HTTPException(404, f"no job {request.path_params['job_id']}")
+        raise HTTPException(404, f"no job {job_id[:40]}")
     return job
 
 
@@ -156,10 +178,7 @@ async def _wait(request: Request, job: uws.Job) -> uws.Job:
     raw = request.query_params.get("WAIT") or request.query_params.get("wait")
     if raw is None:
         return job
-    try:
-        wait = float(raw)
-    except ValueError:
-        raise TapRequestError("WAIT must be a number of seconds") from None
+    wait = seconds("WAIT", raw)
     wait = MAX_WAIT_S if wait < 0 else min(wait, MAX_WAIT_S)
     phase = (request.query_params.get("PHASE") or request.query_params.get("phase") or job.phase).upper()
     if job.phase != phase or job.phase not in ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED"):
@@ -203,13 +222,10 @@ async def _apply(request: Request, current: uws.Job, params: dict[str, str]) -> 
             raise TapRequestError("DESTRUCTION must be an ISO 8601 time") from None
         await run_in_threadpool(store.update, current.job_id, destruction=when)
     if "executionduration" in params:
-        try:
-            seconds = int(float(params["executionduration"]))
-        except ValueError:
-            raise TapRequestError("EXECUTIONDURATION must be a number of seconds") from None
+        duration = seconds("EXECUTIONDURATION", params["executionduration"])
         limit = _service(request).config.async_timeout_s
         await run_in_threadpool(store.update, current.job_id,
-                                execution_duration=limit if seconds <= 0 else min(seconds, limit))
+                                execution_duration=limit if duration <= 0 else int(min(duration, limit)))
     query_params = {k: v for k, v in params.items() if k not in ("phase", "destruction", "executionduration")}
     if query_params:
         if current.phase != "PENDING":
@@ -238,8 +254,10 @@ async def job_phase(request: Request) -> Response:
 
 async def job_value(request: Request) -> Response:
     """executionduration, destruction, quote, owner: GET the value as text; POST the first two."""
-    current = await _job(request)
     name = request.path_params["name"]
+    if name not in ("executionduration", "destruction", "quote", "owner"):
+        raise HTTPException(404, f"no such job resource: {name[:40]}")
+    current = await _job(request)
     if request.method == "POST":
         if name not in ("executionduration", "destruction"):
             raise HTTPException(405)

@@ -41,6 +41,8 @@ class TapParams:
     @classmethod
     def from_dict(cls, params: dict[str, str]) -> TapParams:
         """From lower-cased names; MAXREC is checked here, the rest by `check`."""
+        if params.get("upload"):
+            raise TapRequestError("UPLOAD not supported")
         raw = params.get("maxrec")
         maxrec = None
         if raw not in (None, ""):

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from xml.sax.saxutils import escape, quoteattr
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,6 +22,7 @@ from sqlalchemy.engine import Engine
 from catalogdb.tap import adql
 from catalogdb.tap.query import QueryError, Runner
 from catalogdb.tap.request import TapParams, TapRequestError
+from catalogdb.tap.votable import xml_attr, xml_text
 
 log = logging.getLogger("catalogdb.tap")
 
@@ -287,21 +287,21 @@ class JobStore:
 def _el(name: str, value) -> str:
     if value is None:
         return f'<uws:{name} xsi:nil="true"/>'
-    return f"<uws:{name}>{escape(str(value))}</uws:{name}>"
+    return f"<uws:{name}>{xml_text(str(value))}</uws:{name}>"
 
 
 def job_xml(job: Job, job_url: str) -> str:
     """The UWS 1.1 job document."""
-    params = "".join(f"<uws:parameter id={quoteattr(k)}>{escape(str(v))}</uws:parameter>"
+    params = "".join(f"<uws:parameter id={xml_attr(k)}>{xml_text(str(v))}</uws:parameter>"
                      for k, v in job.parameters.items())
     results = ""
     if job.phase == "COMPLETED":
-        results = (f'<uws:result id="result" xlink:type="simple" xlink:href={quoteattr(job_url + "/results/result")}'
-                   f"{' mime-type=' + quoteattr(job.content_type) if job.content_type else ''}/>")
+        results = (f'<uws:result id="result" xlink:type="simple" xlink:href={xml_attr(job_url + "/results/result")}'
+                   f"{' mime-type=' + xml_attr(job.content_type) if job.content_type else ''}/>")
     error = ""
     if job.phase == "ERROR":
         error = (f'<uws:errorSummary type="fatal" hasDetail="true">'
-                 f"<uws:message>{escape(job.error_message or 'error')}</uws:message></uws:errorSummary>")
+                 f"<uws:message>{xml_text(job.error_message or 'error')}</uws:message></uws:errorSummary>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<uws:job xmlns:uws="{UWS_NS}" xmlns:xlink="{XLINK_NS}" xmlns:xsi="{XSI_NS}" version="1.1">'
             + _el("jobId", job.job_id) + (_el("runId", job.run_id) if job.run_id else "") + _el("ownerId", job.owner)
@@ -314,7 +314,7 @@ def job_xml(job: Job, job_url: str) -> str:
 
 def jobs_xml(jobs: list[Job], base_url: str) -> str:
     """The UWS 1.1 job list."""
-    refs = "".join(f"<uws:jobref id={quoteattr(j.job_id)} xlink:href={quoteattr(base_url + '/' + j.job_id)}>"
+    refs = "".join(f"<uws:jobref id={xml_attr(j.job_id)} xlink:href={xml_attr(base_url + '/' + j.job_id)}>"
                    + (_el("runId", j.run_id) if j.run_id else "")
                    + _el("phase", j.phase) + _el("creationTime", iso(j.creation_time)) + "</uws:jobref>"
                    for j in jobs)

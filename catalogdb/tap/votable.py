@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,18 @@ def field_from_column(col: Column) -> Field:
 
 # --- text forms -----------------------------------------------------------------------------------
 
-_XML_BAD = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+# Characters XML 1.0 cannot carry, even as references (control characters, surrogates, U+FFFE/FFFF).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value) -> str:
+    """Text content for XML: escaped, with characters XML cannot carry replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def xml_attr(value) -> str:
+    """A quoted XML attribute value, with characters XML cannot carry replaced by U+FFFD."""
+    return quoteattr(_NOT_XML.sub("\ufffd", str(value)))
 
 
 def _text(value) -> str:
@@ -98,7 +110,7 @@ def _cell_writer(field: Field):
     if field.datatype == "float":
         return _float4_text
     if field.datatype == "char":
-        return lambda v: escape(_text(v).translate(_XML_BAD))
+        return lambda v: xml_text(_text(v))
     return _text
 
 
@@ -106,18 +118,18 @@ def _cell_writer(field: Field):
 
 
 def _attr(name: str, value) -> str:
-    return f" {name}={quoteattr(str(value))}" if value not in (None, "") else ""
+    return f" {name}={xml_attr(value)}" if value not in (None, "") else ""
 
 
 def _field_xml(field: Field) -> str:
-    desc = f"<DESCRIPTION>{escape(field.description)}</DESCRIPTION>" if field.description else ""
+    desc = f"<DESCRIPTION>{xml_text(field.description)}</DESCRIPTION>" if field.description else ""
     attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
              + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd))
     return f"<FIELD{attrs}>{desc}</FIELD>\n" if desc else f"<FIELD{attrs}/>\n"
 
 
 def _info(name: str, value: str, text: str | None = None) -> str:
-    body = escape(text) if text else ""
+    body = xml_text(text) if text else ""
     return f"<INFO{_attr('name', name)}{_attr('value', value)}>{body}</INFO>\n"
 
 
