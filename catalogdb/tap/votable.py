@@ -12,8 +12,10 @@ import csv
 import io
 import json
 import math
+import pickle
 import re
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -312,11 +314,28 @@ def fits_rows(fields: list[Field], widths: dict[str, int], batches: Iterable[lis
         yield b"\0" * (2880 - written % 2880)
 
 
-def fits_file(fields: list[Field], rows: list[tuple]) -> Iterator[bytes]:
-    """A whole FITS file from rows held in memory (TAP results are capped by MAXREC)."""
-    widths = {}
-    for i, f in enumerate(fields):
-        if f.datatype not in _FITS:
-            widths[f.name] = max((len(_text(r[i]).encode()) for r in rows if r[i] is not None), default=1)
-    yield fits_header(fields, len(rows), widths)
-    yield from fits_rows(fields, widths, [rows[i:i + 10000] for i in range(0, len(rows), 10000)])
+def fits_file(fields: list[Field], batches: Iterable[list[tuple]]) -> Iterator[bytes]:
+    """A whole FITS file, streamed: the batches go to a temporary file while the row count and the widths of
+    the text columns (which the header needs first) are found, then header and rows are written from it."""
+    text = [i for i, f in enumerate(fields) if f.datatype not in _FITS]
+    widths = dict.fromkeys((fields[i].name for i in text), 1)
+    nrows = 0
+    with tempfile.TemporaryFile() as spool:
+        for batch in batches:
+            for i in text:
+                name = fields[i].name
+                widths[name] = max(widths[name], max((len(_text(r[i]).encode()) for r in batch if r[i] is not None),
+                                                     default=1))
+            nrows += len(batch)
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        spool.seek(0)
+
+        def spooled() -> Iterator[list[tuple]]:
+            while True:
+                try:
+                    yield pickle.load(spool)  # noqa: S301 - our own file, written just above
+                except EOFError:
+                    return
+
+        yield fits_header(fields, nrows, widths)
+        yield from fits_rows(fields, widths, spooled())
