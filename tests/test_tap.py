@@ -19,7 +19,7 @@ import uvicorn
 from catalogdb.db import admin
 from catalogdb.publish import publish_rows
 from catalogdb.tap import adql
-from catalogdb.tap.app import create_app
+from catalogdb.tap.app import create_app, proxy_options
 from catalogdb.tap.published import READER_ROLE
 from catalogdb.tap.query import TapConfig
 from conftest import create_database, require
@@ -71,7 +71,7 @@ class Server:
     def __init__(self, url: str, config: TapConfig = CONFIG):
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(create_app(url, config), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+                                                    log_level="warning", **proxy_options(config)))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 30

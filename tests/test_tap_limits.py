@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import http.client
+import time
+import tracemalloc
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
+import numpy as np
 import pytest
+import pyvo
 import requests
+import sqlalchemy as sa
 import test_tap
+from astropy.io import fits
 from astropy.io.votable import parse_single_table
+from test_tap import CONFIG, Server
 
+from catalogdb.db import admin
 from catalogdb.tap import adql
+from catalogdb.tap.app import proxy_options
+from catalogdb.tap.published import READER_ROLE
+from catalogdb.tap.query import Runner
+from catalogdb.tap.votable import Field, fits_file
+from conftest import create_database
 
 db_url, engine, tap = test_tap.db_url, test_tap.engine, test_tap.tap  # the fixtures, for this module too
 
@@ -137,3 +152,320 @@ def test_adql_nesting_is_an_adql_error():
     with pytest.raises(adql.AdqlError, match="nested too deeply"):
         adql.translate("SELECT obsid FROM lamost_star WHERE obsid IN (" + "SELECT obsid FROM lamost_star WHERE "
                        "obsid IN (" * 300 + "1" + ")" * 301)
+
+
+# --- probe 1, 2, 3, 8: bytes, time and disk of one query ---------------------------------------------------
+
+
+def limited(db_url: str, **limits) -> Server:
+    """A second server on the module's database, with some limits changed."""
+    return Server(db_url, replace(CONFIG, **limits))
+
+
+def active(engine) -> int:
+    """TAP queries that the database is running now (a server-side cursor's query shows as its FETCH)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select count(*) from pg_stat_activity where state = 'active' "
+                                    "and application_name = 'catalogdb tap' and datname = current_database()")).scalar()
+
+
+def until(predicate, what: str) -> None:
+    """Poll until `predicate()` holds (a job's query starting, a phase changing)."""
+    for _ in range(1200):
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_row_bytes_are_capped(tap):
+    limit = f"the limit of {CONFIG.row_bytes} bytes per row"
+    resp = sync(tap, "SELECT TOP 200 CAST('x' AS CHAR(1000000)) AS big FROM final_catalog")
+    assert resp.status_code == 400 and limit in error_text(resp)
+    cone = sync(tap, "SELECT CAST('x' AS CHAR(100000)) AS big FROM final_catalog WHERE "
+                     "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 150, 30, 0.5)) = 1")
+    assert cone.status_code == 400 and limit in error_text(cone)
+
+
+def test_result_and_batch_bytes_are_capped(db_url):
+    limits = {"row_bytes": 1000, "batch_bytes": 20_000, "result_bytes": 50_000}
+    assert replace(CONFIG, **limits).fetch_rows == 20  # rows per fetch: batch_bytes / row_bytes
+    server = limited(db_url, **limits)
+    try:
+        resp = sync(server, "SELECT obsid, ra, dec FROM lamost_star")
+        assert resp.status_code == 200  # the first rows went out before the result passed its limit
+        assert 0 < resp.text.count("<TR>") < 3000
+        assert resp.text.rindex('value="ERROR"') > resp.text.index("</TABLE>")
+        assert "larger than the limit of 50000 bytes" in error_text(resp)
+        cone = sync(server, "SELECT obsid, ra, dec FROM lamost_star WHERE "
+                            "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 150, 30, 2)) = 1")
+        assert cone.status_code == 400 and "larger than the limit of 20000 bytes" in error_text(cone)
+        small = sync(server, "SELECT TOP 10 obsid FROM lamost_star")
+        assert small.status_code == 200 and small.text.count("<TR>") == 10
+    finally:
+        server.stop()
+
+
+def test_timeout_covers_the_whole_query(db_url, engine):
+    """Each fetch of one row takes well under the limit; all of them together take far more."""
+    server = limited(db_url, sync_timeout_s=3, batch_rows=1)
+    try:
+        query = ("WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 100000000) "
+                 "SELECT n AS probe2 FROM t WHERE MOD(n, 200000) = 0")
+        resp = sync(server, query)
+        assert resp.status_code == 200 and resp.text.count("<TR>") >= 2
+        assert error_text(resp) == "query cancelled: it ran longer than the 3 s time limit"
+        assert active(engine) == 0
+    finally:
+        server.stop()
+
+
+def test_temp_file_limit_of_the_reader_role(db_url, engine):
+    with engine.connect() as conn:
+        setting = conn.execute(sa.text(
+            "select setconfig from pg_db_role_setting where setrole = cast(:r as regrole) and setdatabase = "
+            "(select oid from pg_database where datname = current_database())"), {"r": READER_ROLE}).scalar()
+    assert "temp_file_limit=2GB" in setting
+    database = engine.url.database
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'alter role {READER_ROLE} in database "{database}" set temp_file_limit = \'1MB\''))
+    server = Server(db_url)  # new connections log in with the role's setting
+    try:
+        resp = sync(server, "SELECT COUNT(*) AS probe3 FROM (SELECT DISTINCT a.ra + b.dec AS s FROM lamost_star a, "
+                            "lamost_star b) q")
+        assert resp.status_code == 400 and "temp_file_limit" in error_text(resp)
+    finally:
+        server.stop()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'alter role {READER_ROLE} in database "{database}" set temp_file_limit = \'2GB\''))
+
+
+def test_fits_is_streamed(tmp_path):
+    """Only a batch at a time is in memory: the rows wait in a temporary file for the header's row count."""
+    fields = [Field("obsid", "long"), Field("ra", "double"), Field("class", "char", "*")]
+    nbatch, rows = 200, 1000
+
+    def batches():
+        for b in range(nbatch):
+            yield [(b * rows + i, 0.5 * i, "STAR" if i % 2 else "GALAXY") for i in range(rows)]
+
+    out = tmp_path / "r.fits"
+    tracemalloc.start()
+    with out.open("wb") as f:
+        for chunk in fits_file(fields, batches()):
+            f.write(chunk)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    size = out.stat().st_size
+    assert peak < size / 4, (peak, size)  # one batch is 1/200 of the file; the rest is numpy and pickle buffers
+    with fits.open(out) as hdul:
+        data = hdul[1].data
+        assert len(data) == nbatch * rows and data["obsid"][-1] == nbatch * rows - 1
+        assert data["class"][0] == "GALAXY" and hdul[1].header["TFORM3"] == "6A"
+
+
+# --- probe 4, 6, 7, 9, 10, 13: jobs and the service around them ---------------------------------------------
+
+LONG = "SELECT COUNT(*) AS {} FROM lamost_star a, lamost_star b, lamost_star c"  # 2.7e10 rows: runs to its limit
+
+
+def test_abort_and_delete_cancel_the_query_at_once(tap, engine):
+    for marker, how in (("probe4abort", "abort"), ("probe4delete", "delete")):
+        created = requests.post(f"{tap.url}/async", data={"LANG": "ADQL", "QUERY": LONG.format(marker),
+                                                          "PHASE": "RUN"}, timeout=60)
+        job = created.url
+        until(lambda: active(engine) == 1, f"{marker} running")
+        if how == "abort":
+            resp = requests.post(f"{job}/phase", data={"PHASE": "ABORT"}, allow_redirects=False, timeout=60)
+        else:
+            resp = requests.delete(job, allow_redirects=False, timeout=60)
+        assert resp.status_code == 303
+        assert active(engine) == 0  # cancelled before ABORT/DELETE answered
+        phase = requests.get(f"{job}/phase", timeout=60)
+        assert (phase.text == "ABORTED") if how == "abort" else (phase.status_code == 404)
+        requests.delete(job, timeout=60)
+
+
+def test_destruction_is_range_checked(tap):
+    job = requests.post(f"{tap.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 obsid FROM lamost_star"},
+                        timeout=60).url
+    for when in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "2000-01-01T00:00:00Z"):
+        resp = requests.post(f"{job}/destruction", data={"DESTRUCTION": when}, allow_redirects=False, timeout=60)
+        assert resp.status_code == 400 and "DESTRUCTION must lie between now and" in error_text(resp)
+        created = requests.post(f"{tap.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT 1", "DESTRUCTION": when},
+                                allow_redirects=False, timeout=60)
+        assert created.status_code == 400
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert requests.post(f"{job}/destruction", data={"DESTRUCTION": later}, allow_redirects=False,
+                         timeout=60).status_code == 303
+    assert requests.get(f"{job}/destruction", timeout=60).text == later
+    assert requests.get(f"{tap.url}/async", timeout=60).status_code == 200
+    requests.delete(job, timeout=60)
+
+
+def test_quotas_on_jobs_parameters_bodies_and_results(db_url, engine):
+    query = "SELECT TOP 20 obsid, ra, dec FROM lamost_star ORDER BY obsid"
+    server = limited(db_url, max_jobs=4, parameter_bytes=2000, request_bytes=10_000)
+    try:
+        size = len(sync(server, query).content)  # the stored result of a job running `query`
+    finally:
+        server.stop()
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from tap_job"))
+    server = limited(db_url, max_jobs=4, parameter_bytes=2000, request_bytes=10_000,
+                     result_storage_bytes=int(2.5 * size))
+    try:
+        service = pyvo.dal.TAPService(server.url)
+        jobs = []
+        for _ in range(3):  # results of 2.5 jobs fit: the oldest goes when the third is stored
+            job = service.submit_job(query)
+            job.run()
+            job.wait(phases=["COMPLETED", "ERROR"], timeout=60)
+            assert job.phase == "COMPLETED"
+            jobs.append(job.url)
+        assert [requests.get(u, timeout=60).status_code for u in jobs] == [404, 200, 200]
+        for _ in range(2):
+            requests.post(f"{server.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT 1"}, timeout=60)
+        full = requests.post(f"{server.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT 1"},
+                             allow_redirects=False, timeout=60)
+        assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
+        assert "4 jobs, its limit" in error_text(full)
+        requests.delete(jobs[1], timeout=60)
+        big = requests.post(f"{server.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT 1" + " " * 3000},
+                            allow_redirects=False, timeout=60)
+        assert big.status_code == 400 and "more than the limit of 2000 bytes" in error_text(big)
+        huge = requests.post(f"{server.url}/sync", data={"LANG": "ADQL", "QUERY": "SELECT 1" + " " * 20_000},
+                             timeout=60)
+        assert huge.status_code == 413 and "larger than the limit of 10000 bytes" in error_text(huge)
+        chunked = requests.post(f"{server.url}/sync", data=iter([b"LANG=ADQL&QUERY=SELECT+1"] + [b"+" * 1000] * 20),
+                                headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+        assert chunked.status_code == 413
+    finally:
+        server.stop()
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from tap_job"))
+
+
+def test_full_pool_or_missing_database_gives_503(embedded_server, db_url):
+    server = limited(db_url, pool_size=1, pool_wait_s=0.2)
+    reader = server.server.config.app.state.service.runner.reader
+    held = [reader.connect() for _ in range(2)]  # the pool's one connection and its one overflow
+    try:
+        resp = sync(server, "SELECT TOP 1 obsid FROM lamost_star")
+        assert resp.status_code == 503 and int(resp.headers["retry-after"]) > 0
+        assert "busy" in error_text(resp)
+        assert "<vosi:available>true</vosi:available>" in requests.get(f"{server.url}/availability", timeout=60).text
+    finally:
+        for conn in held:
+            conn.close()
+        server.stop()
+    url = create_database(embedded_server)
+    admin.init(sa.create_engine(url), "compat")
+    server = Server(url)
+    try:
+        assert sync(server, "SELECT TOP 1 obsid FROM lamost_star").status_code == 200
+        name = sa.engine.make_url(url).database
+        root = sa.create_engine(embedded_server, isolation_level="AUTOCOMMIT")
+        with root.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+        root.dispose()
+        for _ in range(2):  # the pooled connection that broke, then a new one to the missing database
+            resp = sync(server, "SELECT TOP 1 obsid FROM lamost_star")
+            assert resp.status_code == 503 and int(resp.headers["retry-after"]) > 0
+        assert "<vosi:available>false</vosi:available>" in requests.get(f"{server.url}/availability",
+                                                                        timeout=60).text
+    finally:
+        server.stop()
+
+
+def test_stop_cancels_queries_and_a_job_interrupted_twice_ends_in_error(db_url, engine):
+    marker = "probe10"
+    server = Server(db_url)
+    job_id = requests.post(f"{server.url}/async", data={"LANG": "ADQL", "QUERY": LONG.format(marker),
+                                                        "PHASE": "RUN"}, timeout=60).url.rsplit("/", 1)[1]
+    for attempt in (1, 2):
+        until(lambda: active(engine) == 1, f"{marker} running (start {attempt})")
+        server.stop()
+        assert active(engine) == 0
+        with engine.connect() as conn:
+            phase, attempts = conn.execute(sa.text("select phase, attempts from tap_job where job_id = :j"),
+                                           {"j": job_id}).one()
+        assert (phase, attempts) == ("EXECUTING", attempt)
+        server = Server(db_url)  # the first restart runs the job again; the second one does not
+    try:
+        job = requests.get(f"{server.url}/async/{job_id}", timeout=60).text
+        assert "<uws:phase>ERROR</uws:phase>" in job and "stopped 2 times while the job ran" in job
+        assert active(engine) == 0
+    finally:
+        server.stop()
+
+
+def test_proxies_and_host_are_trusted_only_when_configured(db_url):
+    assert proxy_options(CONFIG) == {"proxy_headers": False, "forwarded_allow_ips": None}
+    assert proxy_options(replace(CONFIG, trusted_proxies="10.0.0.1, 10.0.0.2")) == \
+        {"proxy_headers": True, "forwarded_allow_ips": ["10.0.0.1", "10.0.0.2"]}
+    base = "https://archive.example.org/tap"
+    server = limited(db_url, base_url=base)
+    spoof = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "gopher",
+             "X-Forwarded-For": "6.6.6.6"}
+    try:
+        caps = requests.get(f"{server.url}/capabilities", headers=spoof, timeout=60).text
+        assert f"{base}/tables" in caps and "evil" not in caps
+        created = requests.post(f"{server.url}/async", data={"LANG": "ADQL", "QUERY": "SELECT 1"}, headers=spoof,
+                                allow_redirects=False, timeout=60)
+        assert created.headers["location"].startswith(f"{base}/async/")
+        job_id = created.headers["location"].rsplit("/", 1)[1]
+        assert f"{base}/async/{job_id}" in requests.get(f"{server.url}/async", headers=spoof, timeout=60).text
+        requests.delete(f"{server.url}/async/{job_id}", allow_redirects=False, timeout=60)
+    finally:
+        server.stop()
+
+
+# --- Build 6: result semantics ----------------------------------------------------------------------------
+
+
+def test_maxrec_equal_to_the_row_count_is_no_overflow(tap):
+    for fmt in ("votable", "votable/b2"):
+        resp = sync(tap, "SELECT obsid FROM lamost_star", MAXREC="3000", RESPONSEFORMAT=fmt)
+        assert "OVERFLOW" not in resp.text and len(parse_single_table(BytesIO(resp.content)).to_table()) == 3000
+    job = pyvo.dal.TAPService(tap.url).submit_job("SELECT obsid FROM lamost_star", maxrec=3000)
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR"], timeout=60)
+    assert "OVERFLOW" not in requests.get(job.result_uri, timeout=60).text
+    job.delete()
+    over = sync(tap, "SELECT obsid FROM lamost_star", MAXREC="2999")
+    assert over.text.rindex('value="OVERFLOW"') > over.text.index("</TABLE>")
+
+
+def test_integer_nulls_survive_binary2(tap, engine):
+    query = ("SELECT TOP 50 obsid, CASE WHEN MOD(obsid, 3) = 0 THEN NULL ELSE CAST(MOD(obsid, 100) AS SMALLINT) END "
+             "AS s, CASE WHEN MOD(obsid, 4) = 0 THEN NULL ELSE CAST(MOD(obsid, 1000) AS INTEGER) END AS i, "
+             "CASE WHEN MOD(obsid, 5) = 0 THEN NULL ELSE obsid END AS l FROM lamost_star ORDER BY obsid")
+    sql = adql.translate(query)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql.sql).all()
+    tables = {fmt: parse_single_table(BytesIO(sync(tap, query, RESPONSEFORMAT=fmt).content)).to_table()
+              for fmt in ("votable", "votable/b2")}
+    via_pyvo = pyvo.dal.TAPService(tap.url).run_sync(query, format="votable/b2").to_table()
+    for table in (*tables.values(), via_pyvo):
+        for k, name in enumerate(("s", "i", "l"), start=1):
+            column = table[name]
+            assert column.dtype.kind == "i"
+            got = [None if m else int(v) for v, m in zip(column.data, np.ma.getmaskarray(column), strict=True)]
+            assert got == [r[k] for r in rows], name
+
+
+def test_every_reader_connection_is_read_only(db_url):
+    """The first connection too (the one that finds out whether the role can log in)."""
+    runner = Runner(db_url, CONFIG)
+    try:
+        raws = [runner.reader.raw_connection() for _ in range(3)]
+        for raw in raws:
+            settings = raw.driver_connection.execute(
+                "select current_user, current_setting('default_transaction_read_only'), "
+                "current_setting('application_name'), current_setting('temp_file_limit')").fetchone()
+            assert settings == (READER_ROLE, "on", "catalogdb tap", "2GB")
+        for raw in raws:
+            raw.close()
+    finally:
+        runner.close()

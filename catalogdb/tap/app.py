@@ -98,6 +98,8 @@ async def params_of(request: Request) -> dict[str, str]:
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             try:
                 form = await request.form()
+            except BodyTooLarge:
+                raise
             except Exception:  # noqa: BLE001 - a broken body is the client's error
                 raise TapRequestError("the request body is not a valid form") from None
             for k, v in form.multi_items():

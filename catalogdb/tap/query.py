@@ -117,16 +117,20 @@ def _reader_engine(url: str, config: TapConfig) -> Engine:
     kw = dict(pool_size=config.pool_size, max_overflow=config.pool_size, pool_pre_ping=False, pool_recycle=3600,
               pool_timeout=config.pool_wait_s, connect_args={"connect_timeout": max(2, int(config.pool_wait_s))})
     as_reader = make_url(url).set(username=READER_ROLE, password=os.environ.get("CATALOGDB_READER_PASSWORD"))
-    engine = sa.create_engine(as_reader, **kw)
+    engine = _session_engine(as_reader, False, kw)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
-        set_role = False
     except sa.exc.OperationalError:
         engine.dispose()
-        engine = sa.create_engine(url, **kw)
-        set_role = True
+        engine = _session_engine(make_url(url), True, kw)
         log.info("cannot log in as %s; the service switches to it with SET ROLE", READER_ROLE)
+    return engine
+
+
+def _session_engine(url: sa.URL, set_role: bool, kw: dict) -> Engine:
+    """An engine whose every connection (the first included) is read-only, as the reader role."""
+    engine = sa.create_engine(url, **kw)
 
     @sa.event.listens_for(engine, "connect")
     def _readonly(dbapi_conn, _record) -> None:
