@@ -443,7 +443,8 @@ def test_taplint_reports_no_errors(tap):
                          capture_output=True, text=True, timeout=300).stdout
     totals = [line for line in out.splitlines() if line.startswith("Totals:")]
     assert totals, out[-3000:]
-    assert "Errors: 0; Warnings: 0" in totals[-1], "\n".join(line for line in out.splitlines() if line[:2] in ("E-", "W-"))
+    reported = "\n".join(line for line in out.splitlines() if line[:2] in ("E-", "W-"))
+    assert "Errors: 0; Warnings: 0" in totals[-1], reported
 
 
 def test_pg15_real_q3c_cone_search(pg15_server):

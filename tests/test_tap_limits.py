@@ -469,3 +469,20 @@ def test_every_reader_connection_is_read_only(db_url):
             raw.close()
     finally:
         runner.close()
+
+
+def test_a_connection_keeps_its_prepared_cone_search(db_url):
+    """Build 2, the fast path: the pool's reset no longer throws the prepared statement away (DEALLOCATE ALL)."""
+    runner = Runner(db_url, replace(CONFIG, pool_size=1))
+    try:
+        for radius in (0.1, 0.2, 0.3):
+            query = f"SELECT obsid FROM final_catalog WHERE CONTAINS(POINT('ICRS', ra, dec), " \
+                    f"CIRCLE('ICRS', 150, 30, {radius})) = 1"
+            result = runner.open(query, 100, 10)
+            assert sum(len(b) for b in result.batches()) > 0
+        with runner.reader.connect() as conn:
+            prepared = conn.execute(sa.text("select custom_plans from pg_prepared_statements "
+                                            "where statement ilike '%q3c_radial_query%'")).scalars().all()
+        assert prepared == [3]  # prepared once, run three times
+    finally:
+        runner.close()

@@ -46,6 +46,10 @@ class TapConfig:
     batch_rows: int = 5000  # rows fetched at once, at most
     pool_size: int = 8  # reader connections kept (as many again may be opened)
     pool_wait_s: float = 5.0  # wait for a free reader connection before answering 503
+    # How a reader connection is reset when it goes back to the pool. "commit" ends the read-only transaction
+    # and keeps the connection's prepared cone search; "rollback" makes psycopg run DEALLOCATE ALL, so every
+    # request prepares again (two more round trips): only for poolers that cannot keep prepared statements.
+    pool_reset: str = "commit"
     retry_after_s: int = 10  # Retry-After of a 503
     row_bytes: int = 64 * KIB  # one result row
     batch_bytes: int = 256 * MIB  # rows held at once: a fetch (batch_bytes / row_bytes rows), a cone's result
@@ -115,6 +119,7 @@ def _reader_engine(url: str, config: TapConfig) -> Engine:
     """An engine that logs in as the reader role, or (where it cannot) switches to it on every connection."""
     # No pre-ping (a round trip per query): a connection that broke is invalidated when it fails.
     kw = dict(pool_size=config.pool_size, max_overflow=config.pool_size, pool_pre_ping=False, pool_recycle=3600,
+              pool_reset_on_return=config.pool_reset,
               pool_timeout=config.pool_wait_s, connect_args={"connect_timeout": max(2, int(config.pool_wait_s))})
     as_reader = make_url(url).set(username=READER_ROLE, password=os.environ.get("CATALOGDB_READER_PASSWORD"))
     engine = _session_engine(as_reader, False, kw)
@@ -298,7 +303,7 @@ class Result:
         return self._cursor.fetchmany(self._batch)
 
     def close(self) -> None:
-        """Give the connection back (the read-only transaction is rolled back)."""
+        """Give the connection back (the pool ends the read-only transaction: TapConfig.pool_reset)."""
         if self._raw is not None:
             raw, self._raw = self._raw, None
             self._runner._release(raw.driver_connection)
