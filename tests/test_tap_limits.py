@@ -25,7 +25,7 @@ from catalogdb.db import admin
 from catalogdb.tap import adql
 from catalogdb.tap.app import proxy_options
 from catalogdb.tap.published import READER_ROLE
-from catalogdb.tap.query import Runner
+from catalogdb.tap.query import Runner, TapConfig
 from catalogdb.tap.votable import Field, fits_file
 from conftest import create_database
 
@@ -486,3 +486,12 @@ def test_a_connection_keeps_its_prepared_cone_search(db_url):
         assert prepared == [3]  # prepared once, run three times
     finally:
         runner.close()
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CATALOGDB_TAP_SYNC_TIMEOUT", "12.5")
+    monkeypatch.setenv("CATALOGDB_TAP_ROW_BYTES", "4096")
+    monkeypatch.setenv("CATALOGDB_TAP_BASE_URL", "https://archive.example.org/tap")
+    config = TapConfig.from_env()
+    assert (config.sync_timeout_s, config.row_bytes, config.base_url) == (12.5, 4096, "https://archive.example.org/tap")
+    assert config.result_bytes == TapConfig().result_bytes

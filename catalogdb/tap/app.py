@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -174,13 +173,10 @@ def _see_other(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-JOB_ID = re.compile(r"[0-9a-f]{16}")  # uws.JobStore.create makes 8 random bytes in hex
-
-
 async def _job(request: Request) -> uws.Job:
     job_id = request.path_params["job_id"]
     job = None
-    if JOB_ID.fullmatch(job_id):
+    if uws.JOB_ID.fullmatch(job_id):
         job = await run_in_threadpool(_service(request).jobs.get, job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id[:40]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ class JobAborted(Exception):
     """The job was aborted or deleted before its query was sent."""
 
 
+JOB_ID = re.compile(r"[0-9a-f]{16}")  # what JobStore.create makes (8 random bytes in hex)
 MAX_ATTEMPTS = 2  # a job that server stops interrupted this often ends in ERROR instead of running again
 
 
@@ -119,12 +121,14 @@ class JobStore:
     def create(self, params: dict[str, str]) -> str:
         """A new PENDING job with these request parameters; returns its id (QuotaError when the store is full)."""
         self._check_size(params)
-        job_id = secrets.token_hex(8)
+        job_id = secrets.token_hex(8)  # JOB_ID
         maxrec = self._maxrec(params)
         duration = self.config.async_timeout_s
         with self.engine.connect() as conn:
             count = conn.execute(sa.text("select count(*) from tap_job")).scalar()
-        if count >= self.config.max_jobs and (self.cleanup() == 0 or count - 1 >= self.config.max_jobs):
+        if count >= self.config.max_jobs:
+            count -= self.cleanup()  # jobs past their destruction time make room first
+        if count >= self.config.max_jobs:
             raise QuotaError(f"the service holds {self.config.max_jobs} jobs, its limit: delete finished jobs "
                              "or try again later")
         with self.engine.begin() as conn:
