@@ -7,7 +7,9 @@ sky (dec -10..60 deg) plus a 'predict' run, so final_catalog is the real view wi
 `catalogdb serve` in a subprocess, then C client threads each run Q sync ADQL cone searches
 (SELECT * ... CONTAINS(POINT, CIRCLE) = 1, radius uniform in 1..10 arcmin, random centres) over
 keep-alive HTTP. Baseline in the same run: the same cones as the translated SQL through psycopg from
-C threads, i.e. what the database alone costs. Prints one JSON object (latencies in ms).
+C threads, i.e. what the database alone costs. The TAP clients run twice, against a server whose pool resets
+connections by ROLLBACK (psycopg then deallocates the prepared cone search: the old behaviour) and by
+COMMIT (each connection keeps it: the default). Prints one JSON object (latencies in ms).
 
     python benchmarks/tap.py [--rows 521424] [--clients 16] [--queries 40] [--server embedded|pg15]
 """
@@ -193,6 +195,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(url: str, home: Path, pool_reset: str) -> tuple[subprocess.Popen, str]:
+    """`catalogdb serve` in a subprocess, once it answers; returns it and its TAP URL."""
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "CATALOGDB_URL": url, "CATALOGDB_HOME": str(home), "CATALOGDB_TAP_POOL_RESET": pool_reset}
+    proc = subprocess.Popen([sys.executable, "-m", "catalogdb.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    tap_url = f"http://127.0.0.1:{port}/tap"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if requests.get(f"{tap_url}/availability", timeout=2).ok:
+                return proc, tap_url
+        except requests.ConnectionError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("TAP server did not start: " + proc.stderr.read().decode()[-2000:])
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=521_424)
@@ -228,37 +252,29 @@ def main() -> None:
             nrows = conn.execute(sa.text("select count(*) from final_catalog")).scalar()
         engine.dispose()
 
-        port = free_port()
-        env = {**os.environ, "CATALOGDB_URL": url, "CATALOGDB_HOME": str(home)}
-        server_proc = subprocess.Popen([sys.executable, "-m", "catalogdb.cli", "serve", "--port", str(port)],
-                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-        tap_url = f"http://127.0.0.1:{port}/tap"
         import requests
 
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(f"{tap_url}/availability", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline or server_proc.poll() is not None:
-                raise RuntimeError("TAP server did not start: " + server_proc.stderr.read().decode()[-2000:])
-            time.sleep(0.2)
-
         work = [cones(args.queries, seed=i) for i in range(args.clients)]
-        warm = cones(20, seed=999)
-        for cone in warm:  # connection pools, plan caches
-            TapWork(tap_url).run(requests.Session(), cone)
         baseline = run_clients(args.clients, SqlWork(url), work)
-        tap = run_clients(args.clients, TapWork(tap_url), work)
+        tap = {}
+        # Before (pool reset by ROLLBACK: psycopg deallocates the prepared cone search, every request prepares
+        # again) and after (reset by COMMIT: each connection keeps it), one server after the other.
+        for reset in ("rollback", "commit"):
+            server_proc, tap_url = start_server(url, home, reset)
+            for cone in cones(20, seed=999):  # connection pools, plan caches
+                TapWork(tap_url).run(requests.Session(), cone)
+            tap[reset] = run_clients(args.clients, TapWork(tap_url), work)
+            server_proc.terminate()
+            server_proc.wait(timeout=30)
+            server_proc = None
         print(json.dumps({
             "benchmark": "tap cone search",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "server": args.server, "q3c": mode, "final_catalog_rows": nrows, "fill_s": round(fill_s, 1),
             "clients": args.clients, "queries_per_client": args.queries, "radius_arcmin": [1, 10],
             "columns": "all 44 of final_catalog" if COLUMNS == "*" else COLUMNS,
-            "tap_sync_votable": tap,
+            "tap_sync_votable": tap["commit"],
+            "tap_sync_votable_pool_reset_rollback": tap["rollback"],
             "baseline_sql_psycopg": baseline,
             "goal": {"p95_ms": 50, "errors": 0},
         }, indent=2))

@@ -71,6 +71,8 @@ FORBIDDEN_NODES = (exp.Into, exp.Lock, exp.Placeholder, exp.Parameter, exp.Comma
                    exp.Delete, exp.Drop, exp.Create, exp.Alter, exp.Merge, exp.Set, exp.Transaction, exp.Commit,
                    exp.Rollback, exp.Copy)
 FRAMES = ("", "ICRS", "J2000", "FK5", "UNKNOWNFRAME")
+# PostgreSQL's system columns: present in every table, published in none.
+SYSTEM_COLUMNS = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
 
 
 @cache
@@ -280,11 +282,36 @@ def _check(root: exp.Expression) -> None:
             if not ok:
                 shown = node.name if isinstance(node, exp.Anonymous) else node.sql(dialect=ADQL).split("(")[0]
                 raise AdqlError(f"function {shown.upper()} is not supported")
+        if isinstance(node, exp.Column) and node.name.lower() in SYSTEM_COLUMNS:
+            raise AdqlError(f'column "{node.name}" does not exist')
+
+
+def _names_cte(table: exp.Table) -> bool:
+    """Whether the unqualified `table` names a CTE visible where it stands, with PostgreSQL's scoping.
+
+    A WITH item is visible in its query's body and in the items after it; with RECURSIVE, in every item
+    of its WITH. Inside the item `WITH x AS (SELECT ... FROM x)` (not recursive) x is the table, not the CTE.
+    """
+    name = table.name.lower()
+    child, node = table, table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            items = node.expressions
+            here = next(i for i, item in enumerate(items) if item is child)
+            visible = items if node.args.get("recursive") else items[:here]
+            if any(item.alias_or_name.lower() == name for item in visible):
+                return True
+        elif isinstance(node, exp.Query):
+            with_ = node.args.get("with_")
+            if with_ is not None and with_ is not child and \
+                    any(item.alias_or_name.lower() == name for item in with_.expressions):
+                return True
+        child, node = node, node.parent
+    return False
 
 
 def _tables(root: exp.Expression, catalog: dict[tuple[str, str], published.Table]) -> dict[str, published.Table]:
     """Point every table reference at its published relation; returns alias/name -> table for metadata."""
-    ctes = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
     scope: dict[str, published.Table] = {}
     for table in list(root.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
@@ -293,7 +320,7 @@ def _tables(root: exp.Expression, catalog: dict[tuple[str, str], published.Table
         schema = db.name if db is not None else ""
         if table.args.get("catalog") is not None:
             raise AdqlError(f"table {table.sql(dialect=ADQL)} not found")
-        if not schema and name.lower() in ctes:
+        if not schema and _names_cte(table):
             continue
         found = catalog.get((schema.lower(), name.lower()))
         if found is None:
@@ -384,6 +411,13 @@ def translate(adql: str, limit: int | None = None, uploads: tuple[published.Tabl
 
     `uploads` are the TAP_UPLOAD tables of this query (see `upload`), resolved beside the published ones.
     """
+    try:
+        return _translate(adql, limit, uploads)
+    except RecursionError:  # the parser and the SQL generator recurse once per level of nesting
+        raise AdqlError("the query is nested too deeply (parentheses, NOT or subqueries)") from None
+
+
+def _translate(adql: str, limit: int | None, uploads: tuple[published.Table, ...]) -> Translation:
     root = parse(adql)
     _check(root)
     catalog = {**_catalog(), **{(t.schema.lower(), t.name.split(".")[-1].lower()): t for t in uploads}}

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -43,15 +47,48 @@ def render(result: Result, params: TapParams, root: str | None = None) -> tuple[
     if fmt == "csv":
         return params.content_type, csv_rows(result.fields, result.batches(), result.status)
     if fmt == "fits":
-        return params.content_type, fits_file(result.fields, [r for b in result.batches() for r in b])
+        return params.content_type, fits_file(result.fields, result.batches())
     infos = [("QUERY", params.query or "")]
     fields, descriptor = datalink.descriptor(root, result.fields)
     return params.content_type, votable(fields, result.batches(), result.status, infos, serialization, descriptor)
 
 
-def error_response(message: str, status: int = 400) -> Response:
+def error_response(message: str, status: int = 400, headers: dict[str, str] | None = None) -> Response:
     """A TAP error document."""
-    return Response(error_document(message), status_code=status, media_type=VOTABLE_TYPE)
+    return Response(error_document(message), status_code=status, media_type=VOTABLE_TYPE, headers=headers)
+
+
+class BodyTooLarge(TapRequestError):
+    """A request body longer than the limit (413)."""
+
+    status = 413
+
+
+class BodyLimit:
+    """ASGI middleware: a request body is refused (413) once it passes `limit` bytes, before it is read whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        """Pass the request on with a `receive` that counts the body's bytes."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"the request body is larger than the limit of {self.limit} bytes"
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            return await error_response(message, 413)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            event = await receive()
+            seen += len(event.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(message)
+            return event
+
+        return await self.app(scope, counted, send)
 
 
 async def params_of(request: Request) -> dict[str, str]:
@@ -62,12 +99,28 @@ async def params_of(request: Request) -> dict[str, str]:
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             try:
                 form = await request.form()
+            except BodyTooLarge:
+                raise
             except Exception:  # noqa: BLE001 - a broken body is the client's error
                 raise TapRequestError("the request body is not a valid form") from None
             for k, v in form.multi_items():
                 if isinstance(v, str):
                     out[k.lower()] = v
+    for k, v in out.items():
+        if "\0" in k or "\0" in v:
+            raise TapRequestError(f"parameter {k.upper()!r} contains a NUL character")
     return out
+
+
+def seconds(name: str, text: str) -> float:
+    """A parameter that is a finite number of seconds (EXECUTIONDURATION, WAIT)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise TapRequestError(f"{name} must be a finite number of seconds, not {text!r}")
+    return value
 
 
 class Service:
@@ -87,12 +140,14 @@ class Service:
 
 
 def _base(request: Request) -> str:
-    return str(request.url_for("tap_root")).rstrip("/")
+    """The service's URL: the configured one; the request's own (its Host header) only where none is."""
+    base = _service(request).config.base_url
+    return base.rstrip("/") if base else str(request.url_for("tap_root")).rstrip("/")
 
 
 def _root(request: Request) -> str:
-    """The server's base URL (DataLink and cone search live beside /tap)."""
-    return str(request.base_url).rstrip("/")
+    """The server's base URL, that of the service without /tap (DataLink and cone search live beside it)."""
+    return _base(request).removesuffix("/tap")
 
 
 def _service(request: Request) -> Service:
@@ -130,9 +185,12 @@ def _see_other(url: str) -> Response:
 
 
 async def _job(request: Request) -> uws.Job:
-    job = await run_in_threadpool(_service(request).jobs.get, request.path_params["job_id"])
+    job_id = request.path_params["job_id"]
+    job = None
+    if uws.JOB_ID.fullmatch(job_id):
+        job = await run_in_threadpool(_service(request).jobs.get, job_id)
     if job is None:
-        raise HTTPException(404, f"no job {request.path_params['job_id']}")
+        raise HTTPException(404, f"no job {job_id[:40]}")
     return job
 
 
@@ -141,10 +199,17 @@ async def async_list(request: Request) -> Response:
     store = _service(request).jobs
     params = await params_of(request)
     if request.method == "POST":
-        limits = _service(request).config.upload
-        tables = await upload.request_tables(request, params, limits)
-        await run_in_threadpool(upload.parse_all, tables, limits)  # a malformed upload is refused now
+        config = _service(request).config
+        times = {}
+        if "destruction" in params:
+            times["destruction"] = destruction(config, params["destruction"])
+        if "executionduration" in params:
+            times["execution_duration"] = execution_duration(config, params["executionduration"])
+        tables = await upload.request_tables(request, params, config.upload)
+        await run_in_threadpool(upload.parse_all, tables, config.upload)  # a malformed upload is refused now
         job_id = await run_in_threadpool(store.create, params, tables, _root(request))
+        if times:
+            await run_in_threadpool(lambda: store.update(job_id, **times))
         if params.get("phase", "").upper() == "RUN":
             await run_in_threadpool(store.run, job_id)
         return _see_other(_job_url(request, job_id))
@@ -156,7 +221,7 @@ async def async_list(request: Request) -> Response:
         if "after" in params:
             after = uws.parse_time(params["after"])
         if "last" in params:
-            last = int(params["last"])
+            last = min(int(params["last"]), _service(request).config.max_jobs)
             if last <= 0:
                 raise ValueError
     except ValueError:
@@ -170,10 +235,7 @@ async def _wait(request: Request, job: uws.Job) -> uws.Job:
     raw = request.query_params.get("WAIT") or request.query_params.get("wait")
     if raw is None:
         return job
-    try:
-        wait = float(raw)
-    except ValueError:
-        raise TapRequestError("WAIT must be a number of seconds") from None
+    wait = seconds("WAIT", raw)
     wait = MAX_WAIT_S if wait < 0 else min(wait, MAX_WAIT_S)
     phase = (request.query_params.get("PHASE") or request.query_params.get("phase") or job.phase).upper()
     if job.phase != phase or job.phase not in ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED"):
@@ -208,22 +270,34 @@ async def job(request: Request) -> Response:
     return Response(uws.job_xml(current, _job_url(request, current.job_id)), media_type=XML_TYPE)
 
 
+def destruction(config: TapConfig, text: str) -> datetime:
+    """DESTRUCTION: an ISO 8601 time from now to max_destruction_s ahead."""
+    try:
+        when = uws.parse_time(text)
+    except ValueError:
+        raise TapRequestError("DESTRUCTION must be an ISO 8601 time") from None
+    now = datetime.now(UTC)
+    latest = now + timedelta(seconds=config.max_destruction_s)
+    if not now <= when <= latest:
+        raise TapRequestError(f"DESTRUCTION must lie between now and {uws.iso(latest)}, not {text[:40]!r}")
+    return when
+
+
+def execution_duration(config: TapConfig, text: str) -> int:
+    """EXECUTIONDURATION in whole seconds: at most the service's limit, which 0 or less also asks for."""
+    duration = seconds("EXECUTIONDURATION", text)
+    return config.async_timeout_s if duration <= 0 else int(min(duration, config.async_timeout_s))
+
+
 async def _apply(request: Request, current: uws.Job, params: dict[str, str]) -> None:
     store = _service(request).jobs
+    config = _service(request).config
     if "destruction" in params:
-        try:
-            when = uws.parse_time(params["destruction"])
-        except ValueError:
-            raise TapRequestError("DESTRUCTION must be an ISO 8601 time") from None
+        when = destruction(config, params["destruction"])
         await run_in_threadpool(store.update, current.job_id, destruction=when)
     if "executionduration" in params:
-        try:
-            seconds = int(float(params["executionduration"]))
-        except ValueError:
-            raise TapRequestError("EXECUTIONDURATION must be a number of seconds") from None
-        limit = _service(request).config.async_timeout_s
-        await run_in_threadpool(store.update, current.job_id,
-                                execution_duration=limit if seconds <= 0 else min(seconds, limit))
+        duration = execution_duration(config, params["executionduration"])
+        await run_in_threadpool(store.update, current.job_id, execution_duration=duration)
     query_params = {k: v for k, v in params.items() if k not in ("phase", "destruction", "executionduration")}
     if query_params:
         if current.phase != "PENDING":
@@ -252,8 +326,10 @@ async def job_phase(request: Request) -> Response:
 
 async def job_value(request: Request) -> Response:
     """executionduration, destruction, quote, owner: GET the value as text; POST the first two."""
-    current = await _job(request)
     name = request.path_params["name"]
+    if name not in ("executionduration", "destruction", "quote", "owner"):
+        raise HTTPException(404, f"no such job resource: {name[:40]}")
+    current = await _job(request)
     if request.method == "POST":
         if name not in ("executionduration", "destruction"):
             raise HTTPException(405)
@@ -315,16 +391,8 @@ async def capabilities(request: Request) -> Response:
 
 
 async def availability(request: Request) -> Response:
-    """VOSI availability: the database answers."""
-    def probe() -> bool:
-        try:
-            with _service(request).runner.reader.connect() as conn:
-                conn.execute(sa.text("select 1"))
-            return True
-        except sa.exc.DBAPIError:
-            return False
-
-    up = await run_in_threadpool(probe)
+    """VOSI availability: the database answers (on a connection of its own, so a full pool does not delay it)."""
+    up = await run_in_threadpool(_service(request).runner.ping)
     note = "service is accepting queries" if up else "the database does not answer"
     return Response(vosi.availability(up, note), media_type=XML_TYPE)
 
@@ -359,12 +427,17 @@ async def root(request: Request) -> Response:
 
 async def tap_error(request: Request, exc: Exception) -> Response:
     """Every error becomes a TAP error VOTable with a status that fits it."""
+    retry = {"Retry-After": str(_service(request).config.retry_after_s)}
     if isinstance(exc, (TapRequestError, AdqlError, QueryError)):
-        return error_response(str(exc), 400)
+        return error_response(str(exc), getattr(exc, "status", 400))
     if isinstance(exc, HTTPException):
         return error_response(exc.detail or "not found", exc.status_code)
+    if isinstance(exc, uws.QuotaError):
+        return error_response(str(exc), 429, retry)
+    if isinstance(exc, sa.exc.TimeoutError):
+        return error_response("all connections to the database are busy; try again later", 503, retry)
     if isinstance(exc, (sa.exc.OperationalError, psycopg.OperationalError)):
-        return error_response("the database is not available right now; try again later", 503)
+        return error_response("the database is not available right now; try again later", 503, retry)
     log.exception("unexpected error for %s %s", request.method, request.url.path)
     return error_response("internal error of the TAP service", 500)
 
@@ -416,9 +489,13 @@ def create_app(url: str, config: TapConfig | None = None) -> Starlette:
         *datalink.routes(),
         *scs.routes(),
     ]
-    handlers = {Exception: tap_error, HTTPException: tap_error, TapRequestError: tap_error, AdqlError: tap_error,
-                QueryError: tap_error}
-    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    # Every expected failure has its own handler, so it is answered without closing the connection (the one
+    # for Exception, a 500, goes through Starlette's ServerErrorMiddleware, which closes it).
+    expected = (HTTPException, TapRequestError, AdqlError, QueryError, uws.QuotaError, sa.exc.TimeoutError,
+                sa.exc.OperationalError, psycopg.OperationalError)
+    handlers = {Exception: tap_error, **dict.fromkeys(expected, tap_error)}
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan,
+                     middleware=[Middleware(BodyLimit, limit=config.request_bytes)])
 
 
 def check_database(url: str) -> None:
@@ -441,7 +518,16 @@ def serve(host: str = "127.0.0.1", port: int = 8080, url: str | None = None) -> 
 
     url = url or engine().url.render_as_string(hide_password=False)
     check_database(url)
+    config = TapConfig.from_env()
+    if config.base_url is None:
+        named = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+        config = replace(config, base_url=f"http://{named}:{port}/tap")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    log.info("TAP service at http://%s:%d/tap (started %s)", host, port, datetime.now(UTC).isoformat())
-    uvicorn.run(create_app(url), host=host, port=port, proxy_headers=True, forwarded_allow_ips="*",
-                log_level="info")
+    log.info("TAP service at %s (started %s)", config.base_url, datetime.now(UTC).isoformat())
+    uvicorn.run(create_app(url, config), host=host, port=port, log_level="info", **proxy_options(config))
+
+
+def proxy_options(config: TapConfig) -> dict:
+    """uvicorn's options for X-Forwarded-For/-Proto: believed from the configured trusted proxies only."""
+    trusted = [a.strip() for a in config.trusted_proxies.split(",") if a.strip()]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}

@@ -12,7 +12,10 @@ import csv
 import io
 import json
 import math
+import pickle
+import re
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -63,7 +66,18 @@ def fields_for(description: Sequence, declared: dict[str, Column]) -> list[Field
 
 # --- text forms -----------------------------------------------------------------------------------
 
-_XML_BAD = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+# Characters XML 1.0 cannot carry, even as references (control characters, surrogates, U+FFFE/FFFF).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value) -> str:
+    """Text content for XML: escaped, with characters XML cannot carry replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def xml_attr(value) -> str:
+    """A quoted XML attribute value, with characters XML cannot carry replaced by U+FFFD."""
+    return quoteattr(_NOT_XML.sub("\ufffd", str(value)))
 
 
 def _text(value) -> str:
@@ -95,7 +109,7 @@ def _cell_writer(field: Field):
     if field.datatype == "float":
         return _float4_text
     if field.datatype == "char":
-        return lambda v: escape(_text(v).translate(_XML_BAD))
+        return lambda v: xml_text(_text(v))
     return _text
 
 
@@ -103,11 +117,11 @@ def _cell_writer(field: Field):
 
 
 def _attr(name: str, value) -> str:
-    return f" {name}={quoteattr(str(value))}" if value not in (None, "") else ""
+    return f" {name}={xml_attr(value)}" if value not in (None, "") else ""
 
 
 def _field_xml(field: Field) -> str:
-    desc = f"<DESCRIPTION>{escape(field.description)}</DESCRIPTION>" if field.description else ""
+    desc = f"<DESCRIPTION>{xml_text(field.description)}</DESCRIPTION>" if field.description else ""
     attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
              + _attr("xtype", field.xtype) + _attr("unit", field.unit) + _attr("ucd", field.ucd)
              + _attr("ID", field.id))
@@ -115,7 +129,7 @@ def _field_xml(field: Field) -> str:
 
 
 def _info(name: str, value: str, text: str | None = None) -> str:
-    body = escape(text) if text else ""
+    body = xml_text(text) if text else ""
     return f"<INFO{_attr('name', name)}{_attr('value', value)}>{body}</INFO>\n"
 
 
@@ -302,11 +316,28 @@ def fits_rows(fields: list[Field], widths: dict[str, int], batches: Iterable[lis
         yield b"\0" * (2880 - written % 2880)
 
 
-def fits_file(fields: list[Field], rows: list[tuple]) -> Iterator[bytes]:
-    """A whole FITS file from rows held in memory (TAP results are capped by MAXREC)."""
-    widths = {}
-    for i, f in enumerate(fields):
-        if f.datatype not in _FITS:
-            widths[f.name] = max((len(_text(r[i]).encode()) for r in rows if r[i] is not None), default=1)
-    yield fits_header(fields, len(rows), widths)
-    yield from fits_rows(fields, widths, [rows[i:i + 10000] for i in range(0, len(rows), 10000)])
+def fits_file(fields: list[Field], batches: Iterable[list[tuple]]) -> Iterator[bytes]:
+    """A whole FITS file, streamed: the batches go to a temporary file while the row count and the widths of
+    the text columns (which the header needs first) are found, then header and rows are written from it."""
+    text = [i for i, f in enumerate(fields) if f.datatype not in _FITS]
+    widths = dict.fromkeys((fields[i].name for i in text), 1)
+    nrows = 0
+    with tempfile.TemporaryFile() as spool:
+        for batch in batches:
+            for i in text:
+                name = fields[i].name
+                widths[name] = max(widths[name], max((len(_text(r[i]).encode()) for r in batch if r[i] is not None),
+                                                     default=1))
+            nrows += len(batch)
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        spool.seek(0)
+
+        def spooled() -> Iterator[list[tuple]]:
+            while True:
+                try:
+                    yield pickle.load(spool)  # noqa: S301 - our own file, written just above
+                except EOFError:
+                    return
+
+        yield fits_header(fields, nrows, widths)
+        yield from fits_rows(fields, widths, spooled())
