@@ -88,19 +88,30 @@ def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) ->
 
 
 def ingest_spectra(engine: Engine, paths: list[Path], workers: int = 2,
-                   progress: Callable[[str, int, int | None], None] | None = None) -> SpectraSummary:
-    """Preprocess and store every spectrum file not already stored with the same checksum."""
+                   progress: Callable[[str, int, int | None], None] | None = None,
+                   dask: str | None = None) -> SpectraSummary:
+    """Preprocess and store every spectrum file not already stored with the same checksum.
+
+    With `dask` (a scheduler address, or local[:N]) the files are preprocessed on Dask workers instead.
+    """
     files = spectrum_files(paths)
     known = _stored_checksums(engine)
     todo = [p for p in files if str(p) not in known or known[str(p)] != runs.sha256(p)]
     with engine.begin() as conn:
         run_id = runs.start(conn, "ingest spectra", {"paths": [str(p) for p in paths], "workers": workers,
-                                                     "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)]})
+                                                     "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)],
+                                                     "dask": dask})
     summary = SpectraSummary(run_id=run_id, found=len(files), unchanged=len(files) - len(todo))
     batch: list[ProcessedSpectrum] = []
+    if dask:
+        from catalogdb import dask_workers
+
+        results = dask_workers.process_files(todo, dask)
+    else:
+        results = process_files(todo, workers=workers)
     status = "failed"
     try:
-        for done, result in enumerate(process_files(todo, workers=workers), start=1):
+        for done, result in enumerate(results, start=1):
             batch.append(result)
             if result.flux is None:
                 summary.rejected += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +94,11 @@ def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: flo
 
 
 def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = False, batch_size: int = 1024,
-            progress: Callable[[str, int, int | None], None] | None = None) -> dict:
-    """Predict every target (or every stored spectrum) with a registered model; returns counts."""
+            progress: Callable[[str, int, int | None], None] | None = None, dask: str | None = None) -> dict:
+    """Predict every target (or every stored spectrum) with a registered model; returns counts.
+
+    With `dask` (a scheduler address, or local[:N]) the network runs on Dask workers instead of here.
+    """
     from catalogdb.cnn.registry import load_model
 
     model = load_model(engine, model_id)
@@ -107,7 +110,8 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
         resumed = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
         total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} t JOIN spectrum s USING (obsid)")).scalar_one()
         run_id = runs.start(conn, "predict", {"model_id": model.model_id, "sample": sample,
-                                              "batch_size": batch_size, "resumed_rows": resumed})
+                                              "batch_size": batch_size, "resumed_rows": resumed,
+                                              "dask": dask})
     done = [resumed]
 
     def advance(n: int) -> None:
@@ -140,11 +144,27 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
     writer = threading.Thread(target=write, daemon=True)
     reader.start()
     writer.start()
-    try:
+
+    def batches() -> Iterator[Batch]:
         while (batch := to_model.get()) is not None and not errors:
+            yield batch
+
+    def predicted_here(source: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in source:
             batch.mean, batch.spread = model.predict(batch.flux)
+            yield batch
+
+    if dask:
+        from catalogdb import dask_workers
+
+        predicted = dask_workers.predicted(batches(), model, dask)
+    else:
+        predicted = predicted_here(batches())
+    try:
+        for batch in predicted:
             to_writer.put(batch)
     finally:
+        predicted.close()  # a Dask run's pending tasks are cancelled and its client closed
         stop.set()
         to_writer.put(None)
         writer.join()
