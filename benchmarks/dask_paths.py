@@ -1,0 +1,132 @@
+"""Each Dask path against its local baseline, same run: spectra ingest, the Gaia crossmatch, predict.
+
+A mock survey (--stars targets, every one with a spectrum; its Gaia table also as HATS) goes into two
+fresh databases on the embedded server. Local baseline: `ingest spectra --workers W` (W processes),
+the q3c crossmatch (after ingesting all of Gaia, timed too) and `predict`. Dask: the same three with
+`--dask local:W` (a LocalCluster of W worker processes, started and closed inside every timed call:
+worker start-up is included), the crossmatch through LSDB over the HATS Gaia, loading only matched rows.
+Also printed: a LocalCluster's start-up and close alone, and the per-spectrum costs the README's
+"Past one machine" projection uses. The network is the paper's (--width-scale 1.0) with seeded
+weights: speed does not depend on training.
+
+    .venv/bin/python benchmarks/dask_paths.py [--stars 400] [--workers 2] [--width-scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from catalogdb import dask_workers
+from catalogdb.cnn.predict import predict
+from catalogdb.config import Settings
+from catalogdb.db import admin
+from catalogdb.db.server import server_url, stop_embedded
+from catalogdb.ingest.files import ingest_files
+from catalogdb.mock import CATALOGUE_FILES, GAIA_HATS, SPECTRA_DIR, write_survey
+from catalogdb.spectra_store import ingest_spectra
+from catalogdb.xmatch import run_xmatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict import register_network  # noqa: E402
+
+
+def timed(fn):
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return round(time.perf_counter() - start, 2), result
+
+
+def database(server: str) -> sa.Engine:
+    """A new empty database with the schema."""
+    name = f"bench_dask_{uuid.uuid4().hex[:8]}"
+    with sa.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    engine = sa.create_engine(sa.engine.make_url(server).set(database=name))
+    admin.init(engine, "compat")
+    return engine
+
+
+def cluster_start_close(address: str) -> float:
+    """Seconds to start a LocalCluster, run one task on it and close it."""
+    def run() -> int:
+        with dask_workers.client(address) as client:
+            return client.submit(int, 1).result()
+
+    return timed(run)[0]
+
+
+def predictions(engine: sa.Engine, model_id: str) -> np.ndarray:
+    """The model's predicted labels, by obsid."""
+    with engine.connect() as conn:
+        return np.array(conn.execute(sa.text(
+            "select cnn_teff, cnn_logg, cnn_feh, cnn_mg, cnn_bprp from cnn_prediction where model_id = :m "
+            "order by obsid"), {"m": model_id}).all(), dtype=float)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stars", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--width-scale", type=float, default=1.0)
+    args = parser.parse_args()
+    address = f"local:{args.workers}"
+    home = Path(tempfile.mkdtemp(prefix="catalogdb-bench-dask-"))
+    cfg = Settings(url=None, home=home)
+    server = server_url(cfg)
+    survey = home / "survey"
+    out: dict = {"stars": args.stars, "workers": args.workers, "dask": address, "cpus": os.cpu_count()}
+    try:
+        out["mock_seconds"], _ = timed(lambda: write_survey(survey, stars=args.stars, seed=5, spectra="all",
+                                                            gaia_hats=True))
+        local, remote = database(server), database(server)
+        for source in CATALOGUE_FILES:
+            seconds, _ = timed(lambda s=source: ingest_files(local, s, [survey / CATALOGUE_FILES[s]]))
+            if source == "gaia-dr3":
+                out["local_gaia_ingest_seconds"] = seconds
+            else:
+                ingest_files(remote, source, [survey / CATALOGUE_FILES[source]])
+        out["cluster_start_close_seconds"] = cluster_start_close(address)
+
+        spectra = [survey / SPECTRA_DIR]
+        t_local, s_local = timed(lambda: ingest_spectra(local, spectra, workers=args.workers))
+        t_dask, s_dask = timed(lambda: ingest_spectra(remote, spectra, dask=address))
+        out["spectra"] = {"n": s_local.stored + s_local.rejected, "local_seconds": t_local, "dask_seconds": t_dask,
+                          "local_ms_per_spectrum": round(1000 * t_local / max(s_local.found, 1), 2),
+                          "dask_ms_per_spectrum": round(1000 * t_dask / max(s_dask.found, 1), 2),
+                          "same_count": s_local.stored == s_dask.stored}
+
+        t_local, x_local = timed(lambda: run_xmatch(local, jobs=args.workers))
+        t_dask, x_dask = timed(lambda: run_xmatch(remote, jobs=args.workers, gaia_hats=str(survey / GAIA_HATS),
+                                                  dask=address))
+        out["xmatch"] = {"gaia_pairs": x_local.pairs["xmatch_lamost_gaia"], "q3c_seconds": t_local,
+                         "q3c_plus_full_gaia_ingest_seconds": round(t_local + out["local_gaia_ingest_seconds"], 2),
+                         "lsdb_seconds": t_dask, "same_pairs": x_local.pairs == x_dask.pairs}
+
+        model_id = register_network(local, args.width_scale, home / "models")
+        t_local, p_local = timed(lambda: predict(local, model_id, all_spectra=True))
+        theirs = predictions(local, model_id)
+        t_dask, p_dask = timed(lambda: predict(local, model_id, all_spectra=True, dask=address))
+        ours = predictions(local, model_id)
+        out["predict"] = {"n": p_local["predicted"], "width_scale": args.width_scale, "local_seconds": t_local,
+                          "dask_seconds": t_dask,
+                          "local_ms_per_spectrum": round(1000 * t_local / max(p_local["predicted"], 1), 2),
+                          "dask_ms_per_spectrum": round(1000 * t_dask / max(p_dask["predicted"], 1), 2),
+                          "max_relative_difference": float(np.max(np.abs(ours - theirs) / np.abs(theirs)))}
+        print(json.dumps(out, indent=2))
+    finally:
+        stop_embedded(cfg)
+
+
+if __name__ == "__main__":
+    main()
