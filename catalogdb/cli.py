@@ -340,12 +340,15 @@ def mock(
     stars: int = typer.Option(20000, help="number of LAMOST target stars"),
     seed: int = typer.Option(1, help="random seed (same seed, same files)"),
     spectra: SpectraChoice = typer.Option(SpectraChoice.all, help="which stars get spectrum files"),
+    gaia_hats: bool = typer.Option(False, "--gaia-hats", help="also write the Gaia table as a HATS catalogue "
+                                   "(for `xmatch --gaia-hats`)"),
 ):
     """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files."""
     from catalogdb.mock import write_survey
 
     with progress_bars() as report:
-        summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report)
+        summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report,
+                               gaia_hats=gaia_hats)
     table = Table("file", "rows")
     for name, count in summary.get("files", summary).items():
         table.add_row(str(name), f"{count:,}" if isinstance(count, int) else str(count))

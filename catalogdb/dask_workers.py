@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +113,12 @@ def process_files(paths: Iterable[str | os.PathLike[str]], address: str,
     names = (os.fspath(p) for p in paths)
     chunks = iter(lambda: list(islice(names, chunksize)), [])
     with client(address) as dask_client:
-        for _, results in bounded_map(dask_client, _process_chunk, chunks):
+        first = next(chunks, None)
+        # a worker that cannot see the files would reject every one of them as unreadable: refuse instead
+        if first and not dask_client.submit(os.path.exists, first[0], pure=False).result():
+            raise BadInput(f"--dask {address}: the workers cannot read {first[0]}; they must see the spectrum "
+                           "files at the same paths as this machine (a shared file system)")
+        for _, results in bounded_map(dask_client, _process_chunk, chain([first] if first else [], chunks)):
             yield from results
 
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from catalogdb.cnn.predict import predict
+from catalogdb.dask_workers import local_workers
 from catalogdb.db import admin
 from catalogdb.errors import BadInput
 from catalogdb.hats import export_hats
@@ -18,6 +19,7 @@ from catalogdb.ingest.files import ingest_files
 from catalogdb.mock import CATALOGUE_FILES, GAIA_HATS, SPECTRA_DIR, write_survey
 from catalogdb.spectra_store import ingest_spectra
 from catalogdb.xmatch import run_xmatch
+from catalogdb.xmatch_hats import gaia_columns
 from conftest import create_database
 
 DASK = "local:2"
@@ -137,3 +139,21 @@ def test_hats_export_opens_in_lsdb_and_cones_like_q3c(trained_mock, tmp_path):
     assert feh[b"unit"] == b"dex" and feh[b"description"]
     with pytest.raises(BadInput, match="already exists"):
         export_hats(engine, out)
+
+
+def test_dask_addresses():
+    assert (local_workers("local"), local_workers("local:3"), local_workers("tcp://10.0.0.5:8786")) == (2, 3, None)
+    for bad in ("local:0", "local:x"):
+        with pytest.raises(BadInput, match="expected local, local:N"):
+            local_workers(bad)
+
+
+def test_gaia_hats_columns_map_by_archive_name():
+    archive = ["SOURCE_ID", "ra", "dec", "parallax", "parallax_error", "parallax_over_error", "phot_g_mean_mag",
+               "bp_rp", "nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat", "astrometric_params_solved",
+               "ag_gspphot", "ebpminrp_gspphot", "distance_gspphot", "ruwe", "phot_variable_flag"]
+    columns = gaia_columns(archive)
+    assert columns["source_id"] == "SOURCE_ID" and columns["ruwe"] == "ruwe" and "pmra" not in columns
+    assert "phot_variable_flag" not in columns.values()  # not in the spec: not read
+    with pytest.raises(BadInput, match="lacks the column.*parallax_error"):
+        gaia_columns([c for c in archive if c != "parallax_error"])
