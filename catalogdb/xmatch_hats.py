@@ -91,8 +91,12 @@ def match_gaia_hats(engine: Engine, path: str, radius_arcsec: float, run_id: int
 
     gaia, columns = open_gaia(path, radius_arcsec)
     lamost = lamost_frame(engine)
+    if lamost.empty:
+        raise BadInput("lamost_star is empty: ingest lamost-stellar before crossmatching")
     with dask_workers.client(dask or "local"):  # LSDB computes on the client made here
         pairs = crossmatch(lamost, gaia, radius_arcsec)
+    if pairs.empty:  # no Gaia row to load, and the pair table is emptied
+        return replace_pairs(engine, "xmatch_lamost_gaia", run_id, lambda stage: None)
     matched = pairs[[f"{columns[c]}_gaia" for c in columns]].drop_duplicates(f"{columns['source_id']}_gaia")
     matched.columns = list(columns)
     with tempfile.TemporaryDirectory(prefix="catalogdb-gaia-hats-") as tmp:
@@ -112,6 +116,6 @@ def match_gaia_hats(engine: Engine, path: str, radius_arcsec: float, run_id: int
                 for row in zip(obsid.tolist(), source_id.tolist(), strict=True):
                     copy.write_row(row)
             cur.execute(ranked_pairs_sql("xmatch_lamost_gaia", stage, "xmatch_hats_pairs x JOIN lamost_star l "
-                                  "ON l.obsid = x.obsid JOIN {partner} p ON p.source_id = x.source_id"))
+                                         "ON l.obsid = x.obsid JOIN {partner} p ON p.source_id = x.source_id"))
 
     return replace_pairs(engine, "xmatch_lamost_gaia", run_id, fill)

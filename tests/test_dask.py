@@ -6,6 +6,10 @@ cluster, so everything a worker gets and returns is pickled, and each worker imp
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -157,3 +161,10 @@ def test_gaia_hats_columns_map_by_archive_name():
     assert "phot_variable_flag" not in columns.values()  # not in the spec: not read
     with pytest.raises(BadInput, match="lacks the column.*parallax_error"):
         gaia_columns([c for c in archive if c != "parallax_error"])
+
+
+def test_cli_dask_without_gaia_hats_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "catalogdb.cli", "xmatch", "--dask", "local"], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "400"})
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: --dask needs --gaia-hats: the q3c crossmatch runs inside PostgreSQL")
