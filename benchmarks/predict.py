@@ -46,6 +46,11 @@ def setup(engine: sa.Engine, n: int, width_scale: float, models: Path) -> str:
             copy.set_types(["int8", "bytea", "int2", "text", "text", "int8"])
             for i in range(n):
                 copy.write_row((i + 1, flux[i].tobytes(), 0, f"synthetic/{i}", "-", 0))
+    return register_network(engine, width_scale, models)
+
+
+def register_network(engine: sa.Engine, width_scale: float, models: Path) -> str:
+    """Register one seeded network of the paper's architecture at `width_scale`; returns its model_id."""
     model_id = f"bench-w{width_scale}"
     folder = models / model_id
     folder.mkdir(parents=True)

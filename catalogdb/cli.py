@@ -119,6 +119,7 @@ def ingest(
     files: list[Path] = typer.Argument(..., help="survey files (spectra: FITS files or folders)"),
     on_error: OnError = typer.Option(OnError.abort, help="abort: refuse a file with a bad row; skip: reject it"),
     workers: int = typer.Option(2, help="spectra: processes preprocessing in parallel"),
+    dask: str = typer.Option(None, help="spectra: preprocess on this Dask cluster (scheduler address, or local[:N])"),
 ):
     """Load survey files into PostgreSQL (atomic, idempotent)."""
     from catalogdb.db.server import engine
@@ -128,7 +129,7 @@ def ingest(
         if source == "spectra":
             from catalogdb.spectra_store import ingest_spectra
 
-            summary = ingest_spectra(eng, files, workers=workers, progress=report)
+            summary = ingest_spectra(eng, files, workers=workers, progress=report, dask=dask)
         else:
             from catalogdb.ingest.files import ingest_files
 
@@ -141,13 +142,23 @@ def xmatch(
     apogee_radius: float = typer.Option(1.0, help="LAMOST x APOGEE radius, arcsec"),
     gaia_radius: float = typer.Option(3.0, help="LAMOST x Gaia radius, arcsec"),
     jobs: int = typer.Option(0, help="connections working in parallel (0: one per core here)"),
+    gaia_hats: str = typer.Option(None, help="crossmatch Gaia through LSDB with this HATS catalogue (path or URL) "
+                                  "and load only the matched rows"),
+    dask: str = typer.Option(None, help="with --gaia-hats: the Dask cluster (scheduler address, or local[:N]; "
+                             "default local)"),
 ):
-    """Crossmatch LAMOST with APOGEE and Gaia by q3c_join; compute the Gaia parallax zero points."""
+    """Crossmatch LAMOST with APOGEE and Gaia by q3c_join; compute the Gaia parallax zero points.
+
+    With --gaia-hats the Gaia side runs through LSDB on Dask instead (README, Past one machine).
+    """
     from catalogdb.db.server import engine
+    from catalogdb.errors import BadInput
     from catalogdb.xmatch import run_xmatch
 
+    if dask and not gaia_hats:
+        raise BadInput("--dask needs --gaia-hats: the q3c crossmatch runs inside PostgreSQL")
     with console.status("crossmatching"):
-        summary = run_xmatch(engine(), apogee_radius, gaia_radius, jobs or None)
+        summary = run_xmatch(engine(), apogee_radius, gaia_radius, jobs or None, gaia_hats, dask)
     print_pairs(console, summary.rows())
 
 
@@ -265,13 +276,15 @@ def predict(
     model: str = typer.Option(None, help="model id (default: the newest)"),
     all_spectra: bool = typer.Option(False, "--all-spectra", help="every stored spectrum, not only the targets"),
     batch_size: int = typer.Option(1024, help="spectra per inference batch"),
+    dask: str = typer.Option(None, help="predict on this Dask cluster (scheduler address, or local[:N]); the "
+                             "workers load the model from its folder"),
 ):
     """Predict labels, distances and X, Y, Z, R for the targets; write them to cnn_prediction."""
     from catalogdb.cnn.predict import predict as run_predict
     from catalogdb.db.server import engine
 
     with progress_bars() as report:
-        result = run_predict(engine(), model, all_spectra, batch_size, progress=report)
+        result = run_predict(engine(), model, all_spectra, batch_size, progress=report, dask=dask)
     print_pairs(console, [(k, f"{v:,}" if isinstance(v, int) else str(v)) for k, v in result.items()])
 
 
@@ -329,12 +342,15 @@ def mock(
     stars: int = typer.Option(20000, help="number of LAMOST target stars"),
     seed: int = typer.Option(1, help="random seed (same seed, same files)"),
     spectra: SpectraChoice = typer.Option(SpectraChoice.all, help="which stars get spectrum files"),
+    gaia_hats: bool = typer.Option(False, "--gaia-hats", help="also write the Gaia table as a HATS catalogue "
+                                   "(for `xmatch --gaia-hats`)"),
 ):
     """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files."""
     from catalogdb.mock import write_survey
 
     with progress_bars() as report:
-        summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report)
+        summary = write_survey(out, stars=stars, seed=seed, spectra=spectra.value, progress=report,
+                               gaia_hats=gaia_hats)
     table = Table("file", "rows")
     for name, count in summary.get("files", summary).items():
         table.add_row(str(name), f"{count:,}" if isinstance(count, int) else str(count))
@@ -415,20 +431,30 @@ class ExportFormat(str, Enum):
     fits = "fits"
     votable = "votable"
     parquet = "parquet"
+    hats = "hats"
 
 
 @app.command()
 def export(
-    file: Path = typer.Argument(..., help="output file"),
+    file: Path = typer.Argument(..., help="output file (hats: a new folder)"),
     format: ExportFormat = typer.Option(None, help="file format (default: from the suffix)"),
     where: str = typer.Option(None, help="SQL condition on the rows, e.g. \"cnn_feh < -1\""),
     table: str = typer.Option("final_catalog", help="table or view to export"),
 ):
-    """Write the catalogue to a file with units, UCDs and descriptions in its metadata."""
+    """Write the catalogue to a file with units, UCDs and descriptions in its metadata.
+
+    --format hats writes a HATS catalogue folder (HEALPix-partitioned Parquet with a margin) that LSDB opens.
+    """
     from catalogdb.db.server import engine
     from catalogdb.export import export as run_export
 
-    rows = run_export(engine(), file, table, format.value if format else None, where)
+    if format == ExportFormat.hats:
+        from catalogdb.hats import export_hats
+
+        with console.status("writing the HATS catalogue"):
+            rows = export_hats(engine(), file, table, where)
+    else:
+        rows = run_export(engine(), file, table, format.value if format else None, where)
     console.print(f"{rows:,} rows of {table} written to {file}")
 
 

@@ -145,13 +145,17 @@ def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) ->
 
 
 def ingest_spectra(engine: Engine, paths: list[Path], workers: int = 2,
-                   progress: Callable[[str, int, int | None], None] | None = None) -> SpectraSummary:
-    """Preprocess and store every spectrum file not already stored with the same checksum."""
+                   progress: Callable[[str, int, int | None], None] | None = None,
+                   dask: str | None = None) -> SpectraSummary:
+    """Preprocess and store every spectrum file not already stored with the same checksum.
+
+    With `dask` (a scheduler address, or local[:N]) the files are preprocessed on Dask workers instead.
+    """
     files = spectrum_files(paths)
     known = _stored_checksums(engine)
     todo = [p for p in files if str(p) not in known or known[str(p)] != runs.sha256(p)]
     parameters = {"paths": [str(p) for p in paths], "workers": workers,
-                  "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)]}
+                  "grid": [float(GRID[0]), float(GRID[-1]), len(GRID)], "dask": dask}
 
     def preprocessed(done: int) -> None:
         if progress:
@@ -159,7 +163,13 @@ def ingest_spectra(engine: Engine, paths: list[Path], workers: int = 2,
 
     with runs.recorded(engine, "ingest spectra", parameters) as run:
         summary = SpectraSummary(run_id=run.run_id, found=len(files), unchanged=len(files) - len(todo))
-        source = _batches(process_files(todo, workers=workers), BATCH, preprocessed)
+        if dask:
+            from catalogdb import dask_workers
+
+            results = dask_workers.process_files(todo, dask)
+        else:
+            results = process_files(todo, workers=workers)
+        source = _batches(results, BATCH, preprocessed)
         with pipeline(source, maxsize=2, name="spectra") as batches:
             for batch in batches:
                 duplicates = _write_batch(engine, batch, run.run_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -55,7 +56,8 @@ class XmatchSummary:
         return out
 
 
-def _pair_sql(table: str, stage: str, jobs: int) -> str:
+def ranked_pairs_sql(table: str, stage: str, pairs: str) -> str:
+    """INSERT into `stage` the ranked pairs of `pairs`: a FROM clause joining lamost_star l to the partner p."""
     partner, keys, demoted = PARTNERS[table]
     key_list = ", ".join(f"p.{k}" for k in keys)
     # Rank: demoted rows (APOGEE duplicates) last, then by separation, then by the key so ties are stable.
@@ -64,28 +66,20 @@ def _pair_sql(table: str, stage: str, jobs: int) -> str:
         f"INSERT INTO {stage} SELECT obsid, {', '.join(keys)}, sep_arcsec, row_number() OVER (PARTITION BY obsid "
         f"ORDER BY demoted, sep_arcsec, {', '.join(keys)}) FROM (SELECT l.obsid, {key_list}, "
         f"q3c_dist(l.ra, l.dec, p.ra, p.dec) * 3600 AS sep_arcsec, {demoted} AS demoted "
-        f"FROM lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, p.dec, :radius) "
-        f"WHERE l.obsid % {jobs} = :part) pairs"
+        f"FROM {pairs.format(partner=partner)}) pairs"
     )
 
 
-def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: int) -> tuple[int, int]:
-    """Replace `table` with every LAMOST pair within the radius; returns (pairs, matched obsids)."""
-    partner, keys, _ = PARTNERS[table]
+def replace_pairs(engine: Engine, table: str, run_id: int, fill: Callable[[str], None]) -> tuple[int, int]:
+    """Replace `table` with the pairs `fill(stage)` ranks into a staging table; returns (pairs, matched obsids)."""
+    _, keys, _ = PARTNERS[table]
     stage = f"{table}_stage_{run_id}"
     key_cols = ", ".join(keys)
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE UNLOGGED TABLE {stage} AS SELECT obsid, {key_cols}, sep_arcsec, rank "
                              f"FROM {table} WITH NO DATA"))
     try:
-        sql = sa.text(_pair_sql(table, stage, jobs))
-
-        def part(k: int) -> None:
-            with engine.begin() as conn:
-                conn.execute(sql, {"radius": radius_arcsec / 3600.0, "part": k})
-
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(part, range(jobs)))
+        fill(stage)
         with engine.begin() as conn:
             conn.execute(sa.text(f"DELETE FROM {table}"))
             conn.execute(sa.text(
@@ -97,6 +91,23 @@ def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: i
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {stage}"))
     return pairs, matched
+
+
+def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: int) -> tuple[int, int]:
+    """Replace `table` with every LAMOST pair within the radius; returns (pairs, matched obsids)."""
+
+    def fill(stage: str) -> None:
+        sql = sa.text(ranked_pairs_sql(table, stage, "lamost_star l JOIN {partner} p ON q3c_join(l.ra, l.dec, p.ra, "
+                                              f"p.dec, :radius) WHERE l.obsid % {jobs} = :part"))
+
+        def part(k: int) -> None:
+            with engine.begin() as conn:
+                conn.execute(sql, {"radius": radius_arcsec / 3600.0, "part": k})
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(part, range(jobs)))
+
+    return replace_pairs(engine, table, run_id, fill)
 
 
 # gaiadr3-zeropoint (zero_point.zpt.get_zpt) calibrates 6 < G < 21, 1.1 < nu_eff < 1.9 (5-p) and
@@ -169,11 +180,16 @@ def zeropoints(engine: Engine, chunk: int = 200_000) -> tuple[int, int, int]:
 
 
 def run_xmatch(engine: Engine, apogee_radius: float = 1.0, gaia_radius: float = 3.0,
-               jobs: int | None = None) -> XmatchSummary:
-    """Crossmatch LAMOST with APOGEE and Gaia (radii in arcsec) and compute the Gaia zero points."""
+               jobs: int | None = None, gaia_hats: str | None = None, dask: str | None = None) -> XmatchSummary:
+    """Crossmatch LAMOST with APOGEE and Gaia (radii in arcsec) and compute the Gaia zero points.
+
+    With `gaia_hats` (a HATS Gaia catalogue) the Gaia side runs through LSDB on Dask (`dask`: a scheduler
+    address, local[:N], or None for a local one) and only the matched Gaia rows are loaded.
+    """
     jobs = jobs or max(os.cpu_count() or 1, 1)
     radii = {"xmatch_lamost_apogee": apogee_radius, "xmatch_lamost_gaia": gaia_radius}
-    parameters = {"apogee_radius_arcsec": apogee_radius, "gaia_radius_arcsec": gaia_radius, "jobs": jobs}
+    parameters = {"apogee_radius_arcsec": apogee_radius, "gaia_radius_arcsec": gaia_radius, "jobs": jobs,
+                  **({"gaia_hats": gaia_hats, "dask": dask} if gaia_hats else {})}
     with runs.recorded(engine, "xmatch", parameters) as run:
         summary = XmatchSummary(run_id=run.run_id)
 
@@ -185,7 +201,13 @@ def run_xmatch(engine: Engine, apogee_radius: float = 1.0, gaia_radius: float = 
         run.row_counts = counts()  # kept current: a failed run records how far it got
         for table, radius in radii.items():
             t0 = time.perf_counter()
-            summary.pairs[table], summary.matched[table] = match(engine, table, radius, run.run_id, jobs)
+            if table == "xmatch_lamost_gaia" and gaia_hats:
+                from catalogdb.xmatch_hats import match_gaia_hats
+
+                summary.pairs[table], summary.matched[table] = match_gaia_hats(engine, gaia_hats, radius,
+                                                                               run.run_id, dask)
+            else:
+                summary.pairs[table], summary.matched[table] = match(engine, table, radius, run.run_id, jobs)
             summary.seconds[table] = time.perf_counter() - t0
         summary.zeropoints, summary.zeropoints_clamped, summary.zeropoints_invalid = zeropoints(engine)
         run.row_counts = counts()

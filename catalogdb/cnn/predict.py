@@ -89,8 +89,11 @@ def _write(engine: Engine, stage: str, model_id: str, run_id: int, sigma_mg: flo
 
 
 def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = False, batch_size: int = 1024,
-            progress: Callable[[str, int, int | None], None] | None = None) -> dict:
-    """Predict every target (or every stored spectrum) with a registered model; returns counts."""
+            progress: Callable[[str, int, int | None], None] | None = None, dask: str | None = None) -> dict:
+    """Predict every target (or every stored spectrum) with a registered model; returns counts.
+
+    With `dask` (a scheduler address, or local[:N]) the network runs on Dask workers instead of here.
+    """
     from catalogdb.cnn.registry import load_model
 
     model = load_model(engine, model_id)
@@ -101,7 +104,8 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
         conn.execute(sa.text(f"CREATE UNLOGGED TABLE IF NOT EXISTS {stage} (LIKE cnn_prediction)"))
         resumed = conn.execute(sa.text(f"SELECT count(*) FROM {stage}")).scalar_one()
         total = conn.execute(sa.text(f"SELECT count(*) FROM {sample} t JOIN spectrum s USING (obsid)")).scalar_one()
-    parameters = {"model_id": model.model_id, "sample": sample, "batch_size": batch_size, "resumed_rows": resumed}
+    parameters = {"model_id": model.model_id, "sample": sample, "batch_size": batch_size, "resumed_rows": resumed,
+                  "dask": dask}
     with runs.recorded(engine, "predict", parameters) as run:
         run.row_counts = {"staged": resumed}
 
@@ -110,7 +114,13 @@ def predict(engine: Engine, model_id: str | None = None, all_spectra: bool = Fal
             return batch
 
         source = _read(engine, SOURCE_SQL.format(sample=sample, stage=stage), batch_size)
-        with pipeline(source, infer, maxsize=2, name="predict") as predicted:
+        if dask:  # the workers predict; the source thread reads the batches and sends them out
+            from catalogdb import dask_workers
+
+            stages = (dask_workers.predicted(source, model, dask),)
+        else:
+            stages = (source, infer)
+        with pipeline(*stages, maxsize=2, name="predict") as predicted:
             for batch in predicted:
                 _write(engine, stage, model.model_id, run.run_id, model.sigma_mg, batch)
                 run.row_counts["staged"] += len(batch.obsid)

@@ -24,6 +24,7 @@ SPECTRA_MODES = ("all", "training", "targets", "none")
 LAMOST_FILE = "lamost/dr9_v2.0_LRS_stellar.fits"
 SPECTRA_DIR = "lamost/spectra"
 GAIA_FILE = "gaia/gaia_dr3_source.csv"
+GAIA_HATS = "gaia/gaia_dr3_hats"  # the same rows as HATS, for `xmatch --gaia-hats` (write_survey(gaia_hats=True))
 BJ_FILE = "gaia/bailer_jones_edr3.csv"
 APOGEE_FILE = "apogee/allStar-dr17-synspec_rev1.fits"
 # The survey catalogues a mock writes, by the ingest source that loads each (in load order).
@@ -140,8 +141,12 @@ def _rngs(seed: int, chunk: int) -> list[np.random.Generator]:
 
 
 def write_survey(out: Path, stars: int = 20000, seed: int = 1, spectra: str = "all",
-                 progress: Progress | None = None, apogee_fraction: float | None = None) -> dict:
-    """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files plus the truth."""
+                 progress: Progress | None = None, apogee_fraction: float | None = None,
+                 gaia_hats: bool = False) -> dict:
+    """Simulate a galaxy and write it as LAMOST, Gaia, Bailer-Jones and APOGEE files plus the truth.
+
+    With gaia_hats, the Gaia table is also written as a HATS catalogue (GAIA_HATS) that LSDB reads.
+    """
     if spectra not in SPECTRA_MODES:
         raise ValueError(f"spectra must be one of {', '.join(SPECTRA_MODES)}, not {spectra!r}")
     if stars < 1:
@@ -277,6 +282,11 @@ def write_survey(out: Path, stars: int = 20000, seed: int = 1, spectra: str = "a
     if counts["spectra_files"]:
         files[SPECTRA_DIR + "/"] = counts["spectra_files"]
     files.update(write_comparisons(out, seed))
+    if gaia_hats:
+        from catalogdb.hats import csv_to_hats
+
+        csv_to_hats(out / GAIA_FILE, out / GAIA_HATS, dict(gaia.GAIA_COLUMNS))
+        files[GAIA_HATS + "/"] = counts["gaia_rows"]
     return {"out": str(out), "files": files, **counts, "seconds": round(time.perf_counter() - t0, 2)}
 
 
