@@ -26,7 +26,8 @@ from catalogdb.db.published import READER_ROLE
 from catalogdb.tap import adql
 from catalogdb.tap.app import proxy_options
 from catalogdb.tap.query import Runner, TapConfig
-from catalogdb.tap.votable import Field, fits_file
+from catalogdb.writers import Field
+from catalogdb.writers.fits import fits_file
 from conftest import create_database
 
 db_url, engine, tap = test_tap.db_url, test_tap.engine, test_tap.tap  # the fixtures, for this module too

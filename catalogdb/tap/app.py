@@ -12,7 +12,6 @@ import contextlib
 import logging
 import math
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,28 +28,16 @@ from starlette.routing import Route
 from catalogdb.errors import CatalogdbError
 from catalogdb.tap import datalink, scs, upload, uws, vosi
 from catalogdb.tap.adql import AdqlError
-from catalogdb.tap.query import QueryError, Result, Runner, TapConfig
+from catalogdb.tap.output import render
+from catalogdb.tap.query import QueryError, Runner, TapConfig
 from catalogdb.tap.request import TapParams, TapRequestError
-from catalogdb.tap.votable import csv_rows, error_document, fits_file, votable
+from catalogdb.writers.votable import error_document
 
 log = logging.getLogger("catalogdb.tap")
 VOTABLE_TYPE = "application/x-votable+xml"
 XML_TYPE = "text/xml"
 MAX_WAIT_S = 60.0
 CLEANUP_EVERY_S = 300.0
-
-
-def render(result: Result, params: TapParams, root: str | None = None) -> tuple[str, Iterator[bytes]]:
-    """Content type and byte chunks of a result in the requested format (VOTables of obsids link to DataLink
-    at the server whose base URL is `root`)."""
-    fmt, serialization = params.output()
-    if fmt == "csv":
-        return params.content_type, csv_rows(result.fields, result.batches(), result.status)
-    if fmt == "fits":
-        return params.content_type, fits_file(result.fields, result.batches())
-    infos = [("QUERY", params.query or "")]
-    fields, descriptor = datalink.descriptor(root, result.fields)
-    return params.content_type, votable(fields, result.batches(), result.status, infos, serialization, descriptor)
 
 
 def error_response(message: str, status: int = 400, headers: dict[str, str] | None = None) -> Response:

@@ -27,7 +27,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from catalogdb.spectra import GRID
-from catalogdb.tap.votable import Field, ResultStatus, votable
+from catalogdb.writers import Field, ResultStatus
+from catalogdb.writers.votable import votable
 
 STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
 LINKS_TYPE = 'application/x-votable+xml;content=datalink'

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from catalogdb.db.published import READER_ROLE
 from catalogdb.tap import adql, upload
-from catalogdb.tap.votable import Field, ResultStatus, fields_for
+from catalogdb.writers import Field, ResultStatus, fields_for
 
 log = logging.getLogger("catalogdb.tap")
 

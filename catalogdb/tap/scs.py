@@ -21,7 +21,8 @@ from catalogdb.db import published
 from catalogdb.tap import datalink
 from catalogdb.tap.adql import AdqlError
 from catalogdb.tap.query import QueryError
-from catalogdb.tap.votable import VOTABLE_NS, Field, votable
+from catalogdb.writers import Field
+from catalogdb.writers.votable import VOTABLE_NS, votable
 
 STANDARD_ID = "ivo://ivoa.net/std/ConeSearch"
 TABLE = "final_catalog"

@@ -22,9 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb.tap import adql, upload
+from catalogdb.tap.output import render
 from catalogdb.tap.query import QueryError, Runner, cancel
 from catalogdb.tap.request import TapParams, TapRequestError
-from catalogdb.tap.votable import xml_attr, xml_text
+from catalogdb.writers.votable import xml_attr, xml_text
 
 log = logging.getLogger("catalogdb.tap")
 
@@ -330,8 +331,6 @@ class JobStore:
             self._running[job_id] = conn
 
     def _produce(self, job: Job) -> None:
-        from catalogdb.tap.app import render  # the one place that turns results into bytes
-
         params = TapParams.from_dict(job.parameters)
         params.check()
         maxrec = self.runner.maxrec(params.maxrec)
