@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from catalogdb.config import Settings  # noqa: E402
 from catalogdb.db.schema import metadata  # noqa: E402
 from catalogdb.ingest.files import ingest_files  # noqa: E402
+from catalogdb.ingest.spec import load_spec  # noqa: E402
 from catalogdb.ingest.validate import ARROW_TYPES  # noqa: E402
-from catalogdb.load import load_spec  # noqa: E402
 
 
 def psql_binary() -> str:

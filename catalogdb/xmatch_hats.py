@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalogdb.errors import BadInput
-from catalogdb.load import load_spec
+from catalogdb.ingest.spec import load_spec
 from catalogdb.xmatch import ranked_pairs_sql, replace_pairs
 
 GAIA_SOURCE = "gaia-dr3"

@@ -22,8 +22,8 @@ from astropy.table import MaskedColumn, Table
 from catalogdb.errors import BadInput
 from catalogdb.ingest.copy import encode_binary
 from catalogdb.ingest.files import IngestSummary, ingest_files
+from catalogdb.ingest.spec import load_spec, sources
 from catalogdb.ingest.units import file_unit_scale, units_match
-from catalogdb.load import load_spec, sources
 from catalogdb.readers import detect_format
 from conftest import FIXTURES, create_database
 

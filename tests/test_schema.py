@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from catalogdb.db import admin, published, views
 from catalogdb.db.catalogues import SQL_TYPES, catalogue, sources
 from catalogdb.db.schema import metadata
-from catalogdb.load import load_spec
+from catalogdb.ingest.spec import load_spec
 from conftest import create_database
 
 # SQLAlchemy type -> PostgreSQL format_type(), for the tables the migrations create.

@@ -28,8 +28,8 @@ from catalogdb.errors import BadInput, CatalogdbError
 from catalogdb.ingest.copy import copy_batches, quote
 from catalogdb.ingest.merge import create_staging, dedupe_staging, merge
 from catalogdb.ingest.rejects import Rejects
+from catalogdb.ingest.spec import Spec, load_spec
 from catalogdb.ingest.validate import resolve, validate
-from catalogdb.load import Spec, load_spec
 from catalogdb.readers import TableFile, detect_format, open_table
 
 Progress = Callable[[str, int, "int | None"], None]

@@ -12,7 +12,7 @@ from catalogdb.ingest.copy import quote
 from catalogdb.ingest.rejects import Rejects, show
 
 if TYPE_CHECKING:
-    from catalogdb.load import Spec
+    from catalogdb.ingest.spec import Spec
 
 STAGING = "_ingest_staging"
 

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from catalogdb.load import ColumnSpec
+    from catalogdb.ingest.spec import ColumnSpec
 
 
 def _unit(text: str):

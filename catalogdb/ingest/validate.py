@@ -17,7 +17,7 @@ from catalogdb.ingest.units import file_unit_scale
 from catalogdb.readers import Chunk, TableFile
 
 if TYPE_CHECKING:
-    from catalogdb.load import ColumnSpec, Spec
+    from catalogdb.ingest.spec import ColumnSpec, Spec
 
 ARROW_TYPES = {"int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
                "float64": pa.float64(), "text": pa.string(), "date": pa.date32()}
