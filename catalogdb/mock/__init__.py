@@ -8,13 +8,7 @@ field, dust), `stars` (parameters, M_G, colours), `gaia`, `lamost`, `apogee`, `s
 Everything is deterministic by seed; nothing needs a database or a download.
 """
 
-from catalogdb.mock.write import (
-    CATALOGUE_FILES,
-    GAIA_HATS,
-    SPECTRA_DIR,
-    SPECTRA_MODES,
-    default_apogee_fraction,
-    write_survey,
-)
+from catalogdb.mock.files import CATALOGUE_FILES, GAIA_HATS, SPECTRA_DIR
+from catalogdb.mock.write import SPECTRA_MODES, default_apogee_fraction, write_survey
 
 __all__ = ["CATALOGUE_FILES", "GAIA_HATS", "SPECTRA_DIR", "SPECTRA_MODES", "default_apogee_fraction", "write_survey"]

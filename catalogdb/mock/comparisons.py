@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from catalogdb.mock.apogee import DUPLICATE, apogee_ids
+from catalogdb.mock.files import APOGEE_FILE, FitsTableWriter
 
 STARHORSE_FILE = "apogee/APOGEE_DR17_EDR3_STARHORSE_v2.fits"
 DISTMASS_FILE = "apogee/APOGEE_DistMass-DR17_v1.6.1.fits"
@@ -90,7 +91,6 @@ def _apogee_truth(allstar: np.ndarray, truth, rng: np.random.Generator) -> tuple
 
 
 def _write(path: Path, rec: np.ndarray, units: dict[str, str]) -> int:
-    from catalogdb.mock.write import FitsTableWriter  # here: write.py imports this module
 
     w = FitsTableWriter(path, rec.dtype, units)
     w.write(rec)
@@ -224,7 +224,6 @@ def write_comparisons(out: Path, seed: int = 1) -> dict[str, int]:
     import pandas as pd
     from astropy.io import fits
 
-    from catalogdb.mock.write import APOGEE_FILE
 
     out = Path(out)
     truth = pd.read_parquet(out / "truth.parquet",

@@ -249,7 +249,7 @@ def lamost_rows(rng: np.random.Generator, start: int, n: int) -> np.ndarray:
 
 def write_file(path: Path, columns: list[Column], rows, n: int, chunk: int = 20_000, seed: int = 1) -> dict:
     """Stream n rows from `rows(rng, start, m)` to a FITS table of `columns` in chunks: rows, columns, bytes, s."""
-    from catalogdb.mock.write import FitsTableWriter
+    from catalogdb.mock.files import FitsTableWriter
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
