@@ -1,4 +1,4 @@
-"""Placeholder (H3): the ingested_file table.
+"""Released empty (a placeholder): does nothing. The ingested_file table came in 0019.
 
 Frozen: this migration holds its own SQL and imports nothing of catalogdb.
 

@@ -1,4 +1,4 @@
-"""Placeholder (H2): cuts, cut-flow and gradient bins declared once in SQL.
+"""Released empty (a placeholder): does nothing. The cuts and gradient bins moved into SQL in 0017.
 
 Frozen: this migration holds its own SQL and imports nothing of catalogdb.
 

@@ -1,4 +1,4 @@
-"""Placeholder (H1): column comments from the one declaration per catalogue.
+"""Released empty (a placeholder): does nothing. Column metadata is declared per catalogue (catalogdb/sources/).
 
 Frozen: this migration holds its own SQL and imports nothing of catalogdb.
 

@@ -1,4 +1,4 @@
-"""Placeholder (T1/T2): TAP limits and uploads.
+"""Released empty (a placeholder): does nothing. TAP uploads came in 0018, TAP limits in 0020.
 
 Frozen: this migration holds its own SQL and imports nothing of catalogdb.
 
