@@ -3,7 +3,8 @@
 Sizes at --scale 1 (Shen & Luo 2024): 7,060,679 LAMOST catalogue rows, the Gaia and Bailer-Jones rows
 they match, a 733,901-row allStar and the target spectra (521,424 in the paper; the mock's cut-flow
 decides how many), written as gzipped FITS chunk by chunk (catalogdb.mock.write_survey). Steps, each in
-its own process (benchmarks/steps.py: wall time, peak RSS from os.wait4, resumable through OUT/state.json):
+its own process (benchmarks/steps.py: wall time, peak RSS from os.wait4, resumable through OUT/state.json),
+and each baseline as a step of its own right after it, so that its memory is not counted in the step's:
 
   mock     the survey files                      (no baseline)
   ingest   every catalogue                        psql \\copy of the Gaia CSV into a copy of gaia_source
@@ -39,11 +40,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from steps import load_state, run_steps, write_result  # noqa: E402
 
 DATABASE = "catalogdb_paper_scale"
-STEPS = ("mock", "ingest", "spectra", "xmatch", "views", "train", "predict", "export", "cones")
+STEPS = ("mock", "ingest", "ingest_baseline", "spectra", "spectra_baseline", "xmatch", "xmatch_baseline", "views",
+         "train", "predict", "predict_baseline", "export", "export_baseline", "cones", "cones_baseline")
 PAPER = {"lamost_rows": 7_060_679, "apogee_rows": 733_901, "target_spectra": 521_424, "training_spectra": 18_573}
 LAMOST_ROWS_PER_STAR = 1.44  # write_survey's LAMOST rows per star (repeat visits): 7,855 for 5,473 stars
 BASELINE_SAMPLE = 2_000  # spectra for the model.predict baseline
 LOOP_SAMPLE = 200  # spectra files for the notebook loop's baseline (~20 files/s)
+CONE_DEG = 0.5
 
 
 def _engine():
@@ -83,7 +86,7 @@ def _psql_copy_gaia(eng, csv_path: Path) -> dict:
 
 
 def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
-    """One step, in this process; returns what it measured (with its baseline)."""
+    """One step (or its baseline: a step of its own, so that its memory is not the step's), in this process."""
     import numpy as np
     import sqlalchemy as sa
 
@@ -108,41 +111,43 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         for source, path in CATALOGUE_FILES.items():
             seconds, s = _timed(lambda source=source, path=path: ingest_files(eng, source, [survey / path]))
             out[source] = {"rows": s.inserted, "seconds": round(seconds, 2), "rows_per_s": round(s.inserted / seconds)}
-        out["baseline_psql_copy_gaia"] = _psql_copy_gaia(eng, survey / CATALOGUE_FILES["gaia-dr3"])
-        base = out["baseline_psql_copy_gaia"]
-        out["gaia_ratio_vs_psql"] = round(out["gaia-dr3"]["rows_per_s"] / base["rows_per_s"], 2)
         return out
     eng = _engine()
-    if name == "spectra":
-        sys.path.insert(0, str(ROOT / "tests"))
-        from spectra_reference import preprocess_reference
+    if name == "ingest_baseline":
+        from catalogdb.mock import CATALOGUE_FILES
 
+        return _psql_copy_gaia(eng, survey / CATALOGUE_FILES["gaia-dr3"])
+    if name == "spectra":
         from catalogdb.mock import SPECTRA_DIR
         from catalogdb.spectra_store import ingest_spectra
 
         seconds, s = _timed(lambda: ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2))
-        files = sorted((survey / SPECTRA_DIR).rglob("*.fits*"))[:LOOP_SAMPLE]
-        base_seconds, _ = _timed(lambda: [preprocess_reference(f) for f in files])
-        ours, base = s.stored / seconds, len(files) / base_seconds
-        return {"stored": s.stored, "rejected": s.rejected, "seconds": round(seconds, 2), "spectra_per_s": round(ours),
-                "baseline_notebook_loop_per_s": round(base), "baseline_sample": len(files),
-                "ratio": round(ours / base, 2)}
-    if name == "xmatch":
-        import astropy.units as u
-        from astropy.coordinates import SkyCoord
+        return {"stored": s.stored, "rejected": s.rejected, "seconds": round(seconds, 2),
+                "spectra_per_s": round(s.stored / seconds, 1)}
+    if name == "spectra_baseline":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from spectra_reference import preprocess_reference
 
+        from catalogdb.mock import SPECTRA_DIR
+
+        files = sorted((survey / SPECTRA_DIR).rglob("*.fits*"))[:LOOP_SAMPLE]
+        seconds, _ = _timed(lambda: [preprocess_reference(f) for f in files])
+        return {"files": len(files), "seconds": round(seconds, 2), "spectra_per_s": round(len(files) / seconds, 1)}
+    if name == "xmatch":
         from catalogdb.xmatch import run_xmatch
 
         s = run_xmatch(eng)
+        return {"pairs": s.pairs, "seconds": {k: round(v, 2) for k, v in s.seconds.items()}}
+    if name == "xmatch_baseline":
+        import astropy.units as u
+        from astropy.coordinates import SkyCoord
+
         with eng.connect() as conn:
-            lam = np.array(conn.execute(sa.text("select ra, dec from lamost_star")).all(), float)
-            gaia = np.array(conn.execute(sa.text("select ra, dec from gaia_source")).all(), float)
+            fetch, (lam, gaia) = _timed(lambda: [np.array(conn.execute(sa.text(f"select ra, dec from {t}")).all(),
+                                                          float) for t in ("lamost_star", "gaia_source")])
         a, b = SkyCoord(lam[:, 0] * u.deg, lam[:, 1] * u.deg), SkyCoord(gaia[:, 0] * u.deg, gaia[:, 1] * u.deg)
-        base_seconds, pairs = _timed(lambda: len(a.search_around_sky(b, 3 * u.arcsec)[0]))
-        gaia_seconds = s.seconds["xmatch_lamost_gaia"]
-        return {"pairs": s.pairs, "seconds": {k: round(v, 2) for k, v in s.seconds.items()},
-                "baseline_astropy_gaia_seconds": round(base_seconds, 2), "baseline_astropy_gaia_pairs": pairs,
-                "gaia_ratio_vs_astropy": round(base_seconds / gaia_seconds, 2)}
+        seconds, pairs = _timed(lambda: len(a.search_around_sky(b, 3 * u.arcsec)[0]))
+        return {"astropy_seconds": round(seconds, 2), "pairs": pairs, "fetch_seconds": round(fetch, 2)}
     if name == "views":
         with eng.connect() as conn:
             cutflow = {r.description: r.count for r in conn.execute(sa.text("select * from training_cutflow"))}
@@ -160,65 +165,84 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
     model_id = state["train"]["result"]["model_id"]
     if name == "predict":
         from catalogdb.cnn.predict import predict
-        from catalogdb.cnn.registry import load_model
 
         seconds, result = _timed(lambda: predict(eng, model_id))
+        return {**result, "seconds": round(seconds, 2), "spectra_per_s": round(result["predicted"] / seconds, 1)}
+    if name == "predict_baseline":
+        from catalogdb.cnn.registry import load_model
+
         net = load_model(eng, model_id).networks[0]
         with eng.connect() as conn:
             flux = np.stack([np.frombuffer(f, dtype="<f4") for (f,) in conn.execute(sa.text(
                 "select flux from spectrum order by obsid limit :n"), {"n": BASELINE_SAMPLE})])
-        net.predict(flux[:64, :, None], verbose=0)  # warm-up
-        base_seconds, _ = _timed(lambda: net.predict(flux[:, :, None], verbose=0))
-        ours, base = result["predicted"] / seconds, len(flux) / base_seconds
-        return {**result, "seconds": round(seconds, 2), "spectra_per_s": round(ours, 1),
-                "baseline_keras_predict_in_memory_per_s": round(base, 1), "ratio": round(ours / base, 2)}
-    if name == "export":
-        from astropy.table import Table
+        net.predict(flux[:64, :, None], verbose=0)  # warm-up: graph tracing is not inference
+        seconds, _ = _timed(lambda: net.predict(flux[:, :, None], verbose=0))
+        return {"spectra": len(flux), "seconds": round(seconds, 2), "spectra_per_s": round(len(flux) / seconds, 1)}
+    folder = Path(args.out) / "export"
+    folder.mkdir(exist_ok=True)
+    from catalogdb.export import FORMATS
 
-        from catalogdb.export import FORMATS, export
+    if name == "export":
+        from catalogdb.export import export
 
         out = {}
-        folder = Path(args.out) / "export"
-        folder.mkdir(exist_ok=True)
+        for fmt in FORMATS:
+            seconds, n = _timed(lambda fmt=fmt: export(eng, folder / f"final_catalog.{fmt}", "final_catalog", fmt))
+            out[fmt] = {"rows": n, "seconds": round(seconds, 2)}
+        return out
+    if name == "export_baseline":
+        from astropy.table import Table
+
         with eng.connect() as conn:
             res = conn.execute(sa.text("select * from final_catalog"))
             names, records = list(res.keys()), res.all()
         rows = Table()  # NULL as NaN (numbers) or "" (text), as a user of astropy would have it
-        for name, values in zip(names, zip(*records, strict=True) if records else [()] * len(names), strict=True):
+        for name_, values in zip(names, zip(*records, strict=True) if records else [()] * len(names), strict=True):
             kind = next((v for v in values if v is not None), 0.0)
-            rows[name] = (np.array(["" if v is None else str(v) for v in values]) if isinstance(kind, str) else
-                          np.array([np.nan if v is None else float(v) for v in values]))
-        for fmt in FORMATS:
-            path = folder / f"final_catalog.{fmt}"
-            seconds, n = _timed(lambda path=path, fmt=fmt: export(eng, path, "final_catalog", fmt))
-            astropy_fmt = {"csv": "ascii.csv", "votable": "votable", "fits": "fits", "parquet": "parquet"}[fmt]
-            base_seconds, _ = _timed(lambda fmt=fmt, f=astropy_fmt: rows.write(folder / f"astropy.{fmt}", format=f,
-                                                                            overwrite=True))
-            out[fmt] = {"rows": n, "seconds": round(seconds, 2),
-                        "baseline_astropy_write_seconds": round(base_seconds, 2),
-                        "ratio": round(base_seconds / seconds, 2)}
-        return out
+            rows[name_] = (np.array(["" if v is None else str(v) for v in values]) if isinstance(kind, str) else
+                           np.array([np.nan if v is None else float(v) for v in values]))
+        astropy_format = {"csv": "ascii.csv", "votable": "votable", "fits": "fits", "parquet": "parquet"}
+        return {fmt: {"seconds": round(_timed(lambda fmt=fmt: rows.write(
+            folder / f"astropy.{fmt}", format=astropy_format[fmt], overwrite=True))[0], 2)} for fmt in FORMATS}
+    rng = np.random.default_rng(3)
+    with eng.connect() as conn:
+        pos = np.array(conn.execute(sa.text("select ra, dec from final_catalog")).all(), float)
+    centres = pos[rng.integers(0, len(pos), args.cones)]
     if name == "cones":
-        rng = np.random.default_rng(3)
         with eng.connect() as conn:
-            pos = np.array(conn.execute(sa.text("select ra, dec from final_catalog")).all(), float)
-            centres = pos[rng.integers(0, len(pos), args.cones)]
-            t0 = time.perf_counter()
-            found = [conn.execute(sa.text("select count(*) from final_catalog where "
-                                          "q3c_radial_query(ra, dec, :ra, :dec, 0.5)"),
-                                  {"ra": float(c[0]), "dec": float(c[1])}).scalar() for c in centres]
-            seconds = time.perf_counter() - t0
+            seconds, found = _timed(lambda: [conn.execute(sa.text(
+                "select count(*) from final_catalog where q3c_radial_query(ra, dec, :ra, :dec, :r)"),
+                {"ra": float(c[0]), "dec": float(c[1]), "r": CONE_DEG}).scalar() for c in centres])
+        return {"cones": len(centres), "radius_deg": CONE_DEG, "found": found,
+                "ms_per_cone": round(1000 * seconds / len(centres), 2)}
+    if name == "cones_baseline":
         import astropy.units as u
         from astropy.coordinates import SkyCoord
 
         sky = SkyCoord(pos[:, 0] * u.deg, pos[:, 1] * u.deg)
-        base_seconds, base = _timed(lambda: [int((sky.separation(SkyCoord(c[0] * u.deg, c[1] * u.deg)).deg
-                                                  <= 0.5).sum()) for c in centres])
-        return {"cones": len(centres), "radius_deg": 0.5, "rows_found": int(sum(found)), "same_counts": found == base,
-                "ms_per_cone": round(1000 * seconds / len(centres), 2),
-                "baseline_astropy_ms_per_cone": round(1000 * base_seconds / len(centres), 2),
-                "ratio": round(base_seconds / seconds, 2)}
+        seconds, found = _timed(lambda: [int((sky.separation(SkyCoord(c[0] * u.deg, c[1] * u.deg)).deg
+                                               <= CONE_DEG).sum()) for c in centres])
+        return {"found": found, "ms_per_cone": round(1000 * seconds / len(centres), 2)}
     raise ValueError(name)
+
+
+def ratios(state: dict) -> dict:
+    """Each step against its baseline (> 1: ours is faster)."""
+    r = {k: state[k]["result"] for k in STEPS}
+    return {
+        "ingest_gaia_vs_psql_copy": round(r["ingest"]["gaia-dr3"]["rows_per_s"]
+                                          / r["ingest_baseline"]["rows_per_s"], 2),
+        "spectra_vs_notebook_loop": round(r["spectra"]["spectra_per_s"] / r["spectra_baseline"]["spectra_per_s"], 2),
+        "xmatch_gaia_vs_astropy_in_memory": round(r["xmatch_baseline"]["astropy_seconds"]
+                                                  / r["xmatch"]["seconds"]["xmatch_lamost_gaia"], 2),
+        "xmatch_same_pairs": r["xmatch"]["pairs"]["xmatch_lamost_gaia"] == r["xmatch_baseline"]["pairs"],
+        "predict_end_to_end_vs_keras_in_memory": round(r["predict"]["spectra_per_s"]
+                                                       / r["predict_baseline"]["spectra_per_s"], 2),
+        **{f"export_{fmt}_vs_astropy_write": round(r["export_baseline"][fmt]["seconds"]
+                                                   / r["export"][fmt]["seconds"], 2) for fmt in r["export"]},
+        "cones_vs_astropy_in_memory": round(r["cones_baseline"]["ms_per_cone"] / r["cones"]["ms_per_cone"], 2),
+        "cones_same_counts": r["cones"]["found"] == r["cones_baseline"]["found"],
+    }
 
 
 def main() -> None:
@@ -241,8 +265,10 @@ def main() -> None:
               "command": " ".join([Path(sys.executable).name, "benchmarks/paper_scale.py", *sys.argv[1:]]),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
               "scale": args.scale, "paper": PAPER,
+              "ratios": ratios(state),
               "steps": {name: {k: state[name][k] for k in ("seconds", "peak_rss_mb", "result")} for name in STEPS},
-              "total_seconds_without_train": round(sum(state[n]["seconds"] for n in STEPS if n != "train"), 1)}
+              "pipeline_seconds_without_train": round(sum(state[n]["seconds"] for n in STEPS
+                                                          if n != "train" and not n.endswith("_baseline")), 1)}
     (out / "paper_scale.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, indent=2, default=str))
 
