@@ -5,6 +5,9 @@ Prints JSON:
   and of `psql \\copy` of that CSV into the same (emptied) table; ratio = ingest rows/s / psql rows/s.
   Each load goes into an empty gaia_source (with its primary key and q3c index); best of `--repeat`.
   The ingest time is end to end: checksum, read, validate, COPY, run row and ANALYZE.
+- gaia_second_file: a second file of `--second-rows` new Gaia rows (keys interleaved with the first file's, so
+  no key-range test can tell them apart) into gaia_source holding the first `--rows` rows, against
+  `psql \\copy` of the same CSV into the same non-empty table; best of `--repeat`.
 - gaia_merge: re-ingesting a changed copy of the CSV into the full table (staging + ON CONFLICT merge).
 - lamost: peak resident memory (ru_maxrss) of a process ingesting a synthetic LAMOST DR9 FITS catalogue
   of each size in `--lamost-rows`, with its rows/s.
@@ -190,6 +193,14 @@ def reset(engine: sa.Engine, table: str) -> None:
         conn.execute(sa.text("checkpoint"))
 
 
+def refill(engine: sa.Engine, csv_path: Path, columns: list[str]) -> None:
+    """gaia_source holding exactly the rows of `csv_path`, checkpointed."""
+    reset(engine, "gaia_source")
+    time_psql(engine, csv_path, columns)
+    with engine.begin() as conn:
+        conn.execute(sa.text("analyze gaia_source; checkpoint"))
+
+
 def time_psql(engine: sa.Engine, csv_path: Path, columns: list[str]) -> float:
     cmd = [psql_binary(), libpq_dsn(engine), "-v", "ON_ERROR_STOP=1", "-c",
            f"\\copy gaia_source ({', '.join(columns)}) from '{csv_path}' with (format csv, header true)"]
@@ -222,6 +233,7 @@ print(json.dumps({"rows": s.inserted, "seconds": round(elapsed, 1), "rows_per_s"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--second-rows", type=int, default=300_000)
     parser.add_argument("--lamost-rows", default="1000000,7000000")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--server", choices=["auto", "pg15", "embedded"], default="auto")
@@ -260,7 +272,30 @@ def main() -> None:
             "ratio_fits_vs_psql": round(args.rows / best["ingest_fits"] / psql_rate, 2),
             "goal": ">= 0.9",
         }
-        # merge path: the table is full (from the FITS load); a copy with 1% of rows changed
+        # a second file of new rows into the full table: psql \copy and ingest, each after the same refill
+        second = gaia_table(args.second_rows, seed=3)
+        second = second.set_column(0, "source_id", pa.array(
+            second.column("source_id").to_numpy() + (1 << 19)))  # between the first file's keys
+        second_path = work / "gaia_second.csv"
+        pcsv.write_csv(second, second_path)
+        times2: dict[str, list[float]] = {"psql_copy_csv": [], "ingest_csv": []}
+        for _ in range(args.repeat):
+            refill(engine, csv_path, columns)
+            times2["psql_copy_csv"].append(time_psql(engine, second_path, columns))
+            refill(engine, csv_path, columns)
+            seconds, counts = time_ingest(engine, "gaia-dr3", second_path)
+            assert counts["inserted"] == args.second_rows, counts
+            times2["ingest_csv"].append(seconds)
+        best2 = {k: min(v) for k, v in times2.items()}
+        result["gaia_second_file"] = {
+            "table_rows": args.rows, "file_rows": args.second_rows,
+            **{f"{k}_rows_per_s": round(args.second_rows / v) for k, v in best2.items()},
+            **{f"{k}_seconds": [round(x, 2) for x in v] for k, v in times2.items()},
+            "ratio_csv_vs_psql": round(best2["psql_copy_csv"] / best2["ingest_csv"], 2),
+            "goal": ">= 0.9",
+        }
+        second_path.unlink()
+        # merge path: the table is full (both files); a copy of the first with 1% of rows changed
         par = table.column("parallax").to_numpy(zero_copy_only=False).copy()
         par[: args.rows // 100] += 1.0
         changed = table.set_column(table.column_names.index("parallax"), "parallax", pa.array(par))

@@ -6,9 +6,9 @@ overall and per S/N_g bin, beside the paper's; the ridge and LightGBM baselines 
 with Table C.1's weighted MSE; the distance errors against the true distance and against r_med_geo;
 the gradient slope per bin against the same stars' true slope; wall time and peak memory per step.
 
-Resumable step by step: each step runs in its own process (its peak RSS is that process's, from
-wait4; the PostgreSQL server's memory is not in it) and records itself in OUT/state.json; a rerun
-with the same OUT skips the steps already done.
+Resumable step by step (benchmarks/steps.py): each step runs in its own process (its peak RSS is that
+process's, from wait4; the PostgreSQL server's memory is not in it) and records itself in OUT/state.json;
+a rerun with the same OUT skips the steps already done.
 
     python benchmarks/science.py --out DIR [--stars 70000] [--apogee-fraction 0.5] [--width-scale 0.25]
         [--folds 1] [--max-steps N] [--batch-size B] [--learning-rate LR] [--backend tensorflow|jax|torch]
@@ -22,13 +22,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from steps import load_state, run_steps, write_result  # noqa: E402
 
 from catalogdb import paper  # noqa: E402 - after the path set-up
 
@@ -154,26 +155,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    state_file = out / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
     if args.run_step:  # the child: run one step, leave its result for the parent
-        (out / f"{args.run_step}.result.json").write_text(json.dumps(run_step(args.run_step, args, state),
-                                                                     default=str))
+        write_result(out, args.run_step, run_step(args.run_step, args, load_state(out)))
         return
-    env = {**os.environ, "KERAS_BACKEND": args.backend}
-    for name in STEPS:
-        if state.get(name, {}).get("done"):
-            continue
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--run-step", name], env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"step {name} failed (exit {os.waitstatus_to_exitcode(status)}); rerun to resume from it")
-        state[name] = {"done": True, "seconds": round(time.perf_counter() - t0, 1),
-                       "peak_rss_mb": round(usage.ru_maxrss / 1024), "result": json.loads(
-                           (out / f"{name}.result.json").read_text())}
-        state_file.write_text(json.dumps(state, indent=1, default=str))
-        print(f"{name}: {state[name]['seconds']} s, peak {state[name]['peak_rss_mb']} MB", file=sys.stderr)
+    state = run_steps(__file__, sys.argv[1:], out, STEPS, env={**os.environ, "KERAS_BACKEND": args.backend})
     result = {"what": "benchmarks/science.py: the pipeline at the paper's training size on the mock survey",
               "command": " ".join([Path(sys.executable).name, "benchmarks/science.py", *sys.argv[1:]]),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),

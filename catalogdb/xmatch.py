@@ -84,7 +84,8 @@ def replace_pairs(engine: Engine, table: str, run_id: int, fill: Callable[[str],
             conn.execute(sa.text(f"DELETE FROM {table}"))
             conn.execute(sa.text(
                 f"INSERT INTO {table} (obsid, {key_cols}, sep_arcsec, rank, best, run_id) "
-                f"SELECT obsid, {key_cols}, sep_arcsec, rank, rank = 1, :run_id FROM {stage}"), {"run_id": run_id})
+                f"SELECT obsid, {key_cols}, sep_arcsec, rank, rank = 1, :run_id FROM {stage} ORDER BY obsid, rank"),
+                {"run_id": run_id})  # in key order: the primary key's B-tree grows at its right edge
             pairs, matched = conn.execute(sa.text(f"SELECT count(*), count(DISTINCT obsid) FROM {table}")).one()
             conn.execute(sa.text(f"ANALYZE {table}"))
     finally:
@@ -102,6 +103,9 @@ def match(engine: Engine, table: str, radius_arcsec: float, run_id: int, jobs: i
 
         def part(k: int) -> None:
             with engine.begin() as conn:
+                # q3c_join's selectivity hack makes the planner's cost estimates astronomical, which sets off
+                # a JIT compilation costing more than the expressions it would speed up
+                conn.execute(sa.text("SET LOCAL jit = off"))
                 conn.execute(sql, {"radius": radius_arcsec / 3600.0, "part": k})
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -524,6 +524,62 @@ def test_changed_file_updates_its_rows(db, tmp_path):
     assert (back.skipped_files, back.updated) == (0, 3)
 
 
+def _staging_calls(monkeypatch) -> list[str]:
+    """Record each staging table the driver creates (the merge route), still creating it."""
+    from catalogdb.ingest import files
+
+    calls: list[str] = []
+
+    def spy(cur, target):
+        calls.append(target)
+        return files_create_staging(cur, target)
+
+    files_create_staging = files.create_staging
+    monkeypatch.setattr(files, "create_staging", spy)
+    return calls
+
+
+@pytest.mark.parametrize("source", ["bailer-jones", "apogee-allstar"])
+def test_new_keys_into_a_full_table_are_copied_straight_in(db, tmp_path, monkeypatch, source):
+    table, units = survey_table(source, 60)
+    ingest_files(db, source, [write(table.slice(0, 30), units, tmp_path / "a.csv", "csv")])
+    staged = _staging_calls(monkeypatch)
+    s = ingest_files(db, source, [write(table.slice(30), units, tmp_path / "b.csv", "csv")])
+    assert (s.read, s.inserted, s.updated, s.unchanged, staged) == (30, 30, 0, 0, [])
+    key = load_spec(source).key[0]
+    assert count(db, f"select count(distinct {key}) from {load_spec(source).table}") == 60
+
+
+def test_a_key_found_in_a_later_chunk_falls_back_to_the_merge(db, tmp_path, monkeypatch):
+    table, units = survey_table("bailer-jones", 60)
+    ingest_files(db, "bailer-jones", [write(table.slice(0, 30), units, tmp_path / "a.csv", "csv")])
+    monkeypatch.setattr("catalogdb.readers.CHUNK_ROWS", 10)
+    staged = _staging_calls(monkeypatch)
+    # rows 30..59 (new; the first chunk has a row without a key, rejected), then rows 0..4 again, row 0 changed
+    later = table.slice(0, 5).to_pylist()
+    later[0]["r_med_geo"] += 1
+    rows = table.slice(30).to_pylist()
+    rows[2]["source_id"] = None
+    path = write(pa.Table.from_pylist(rows + later, schema=table.schema), units, tmp_path / "b.csv", "csv")
+    s = ingest_files(db, "bailer-jones", [path], on_error="skip")
+    assert (s.read, s.inserted, s.updated, s.unchanged, s.rejected) == (35, 29, 1, 4, 1)
+    assert staged == ['"gaia_distance"']
+    assert len(path.with_name("b.csv.rejects.csv").read_text().splitlines()) == 2  # header and the bad row once
+    assert count(db, "select count(*) from gaia_distance") == 59
+
+
+def test_a_file_that_starts_with_known_keys_is_merged_without_a_direct_copy(db, tmp_path, monkeypatch):
+    table, units = survey_table("gaia-dr3", 40)
+    ingest_files(db, "gaia-dr3", [write(table.slice(0, 20), units, tmp_path / "a.csv", "csv")])
+    from catalogdb.ingest import files
+
+    copies: list[str] = []
+    real_copy = files.copy_batches
+    monkeypatch.setattr(files, "copy_batches", lambda cur, t, *a: copies.append(t) or real_copy(cur, t, *a))
+    s = ingest_files(db, "gaia-dr3", [write(table, units, tmp_path / "b.csv", "csv")])
+    assert (s.inserted, s.unchanged, copies) == (20, 20, ["_ingest_staging"])
+
+
 def test_several_files_one_transaction(db, tmp_path):
     table, units = survey_table("gaia-dr3", 40)
     good = write(table.slice(0, 20), units, tmp_path / "a.csv", "csv")

@@ -3,15 +3,18 @@
 One `ingest_files` call is one transaction: every file is read in chunks, validated, COPYed (binary,
 encoded with numpy; see benchmarks/ingest.py) into a temporary staging table and merged into the target
 with INSERT ... ON CONFLICT DO UPDATE ... WHERE (row differs), which separates inserted, updated and
-unchanged rows. Into an empty target the rows are COPYed straight in (in a savepoint, falling back to
-staging when the file repeats a key). The run row (inputs with SHA-256, counts) and an ingested_file row
-per file loaded are written in the same transaction, so a failed or killed run leaves the database as it
-was (a failure only adds a 'failed' run row, see runs.recorded). ingested_file decides which files are
-already ingested.
+unchanged rows. When none of the keys of the file's first chunk is in the target (an index probe; always so
+for an empty target) the rows are COPYed straight in instead, in a savepoint, falling back to staging when a
+later key is there already or the file repeats a key: a file of new rows goes in as fast as into an empty
+table (benchmarks/ingest.py, gaia_second_file). The run row (inputs with SHA-256, counts) and an
+ingested_file row per file loaded are written in the same transaction, so a failed or killed run leaves the
+database as it was (a failure only adds a 'failed' run row, see runs.recorded). ingested_file decides which
+files are already ingested.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from sqlalchemy.engine import Engine
 from catalogdb import runs
 from catalogdb.errors import BadInput, CatalogdbError
 from catalogdb.ingest.copy import copy_batches, quote
-from catalogdb.ingest.merge import create_staging, dedupe_staging, merge
+from catalogdb.ingest.merge import create_staging, dedupe_staging, keys_present, merge
 from catalogdb.ingest.rejects import Rejects
 from catalogdb.ingest.spec import Spec, load_spec
 from catalogdb.ingest.validate import resolve, validate
@@ -128,18 +131,21 @@ def _load_file(conn: sa.Connection, spec: Spec, tf: TableFile, mapped, on_error:
 
     counts = {"read": 0, "inserted": 0, "updated": 0, "unchanged": 0}
     cur.execute(f"lock table {target} in share row exclusive mode")
-    cur.execute(f"select exists (select 1 from {target})")
-    if not cur.fetchone()[0]:
-        # Empty target: COPY straight in; a repeated key makes us start over through staging.
+    direct = batches(False)
+    first = next(direct, None)
+    if not keys_present(cur, spec, first):
+        # The first chunk's keys are new: COPY straight in (as fast as into an empty table); a key that is
+        # there already or repeats in the file makes us start over through staging.
         cur.execute("savepoint ingest_direct")
         try:
-            n = copy_batches(cur, target, columns, batches(False))
+            n = copy_batches(cur, target, columns, itertools.chain([first] if first is not None else [], direct))
             cur.execute("release savepoint ingest_direct")
             counts["inserted"] = n
             return {**counts, "rejected": rejects.count, "reject_file": rejects.close()}
         except psycopg.errors.UniqueViolation:
             cur.execute("rollback to savepoint ingest_direct")
-            rejects.reset()
+    direct.close()
+    rejects.reset()
     stg = create_staging(cur, target)
     staged = copy_batches(cur, stg, [*columns, "_row"], batches(True))
     staged -= dedupe_staging(cur, spec, stg, rejects, file_of)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import psycopg
 
 from catalogdb.ingest.copy import quote
@@ -66,3 +67,22 @@ def merge(cur: psycopg.Cursor, spec: Spec, stg: str, columns: list[str]) -> tupl
         "select count(*) filter (where ins), count(*) filter (where not ins) from m")
     inserted, updated = cur.fetchone()
     return int(inserted), int(updated)
+
+
+PROBE_KEYS = 1_000  # keys of a chunk probed: enough to see a file that updates rows, cheap next to its COPY
+
+
+def keys_present(cur: psycopg.Cursor, spec: Spec, rows) -> bool:
+    """Whether a key among (evenly spaced) PROBE_KEYS of these arrow rows is in the target already: index probes."""
+    if rows is None or not rows.num_rows:
+        return False
+    rows = rows.take(np.linspace(0, rows.num_rows - 1, min(rows.num_rows, PROBE_KEYS)).astype(np.int64))
+    cur.execute("select attname, format_type(atttypid, atttypmod) from pg_attribute "
+                "where attrelid = %s::regclass and attname = any(%s)", (quote(spec.table), list(spec.key)))
+    types = dict(cur.fetchall())
+    arrays = ", ".join(f"%s::{types[k]}[]" for k in spec.key)
+    names = ", ".join(quote(k) for k in spec.key)
+    on = " and ".join(f"t.{quote(k)} = k.{quote(k)}" for k in spec.key)
+    cur.execute(f"select exists (select 1 from unnest({arrays}) as k({names}) join {quote(spec.table)} t on {on})",
+                [rows.column(k).to_pylist() for k in spec.key])
+    return bool(cur.fetchone()[0])
