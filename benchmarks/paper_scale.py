@@ -201,7 +201,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
             kind = next((v for v in values if v is not None), 0.0)
             rows[name_] = (np.array(["" if v is None else str(v) for v in values]) if isinstance(kind, str) else
                            np.array([np.nan if v is None else float(v) for v in values]))
-        astropy_format = {"csv": "ascii.csv", "votable": "votable", "fits": "fits", "parquet": "parquet"}
+        astropy_format = {"ecsv": "ascii.ecsv", "votable": "votable", "fits": "fits", "parquet": "parquet"}
         return {fmt: {"seconds": round(_timed(lambda fmt=fmt: rows.write(
             folder / f"astropy.{fmt}", format=astropy_format[fmt], overwrite=True))[0], 2)} for fmt in FORMATS}
     rng = np.random.default_rng(3)

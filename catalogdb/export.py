@@ -21,8 +21,8 @@ from catalogdb.db import published, schema
 from catalogdb.errors import BadInput
 from catalogdb.writers import WRITERS, Output, ResultStatus, fields_for, writer_for_suffix
 
-# The writers a file can have; "csv" is written as ECSV: a CSV file whose header keeps the metadata.
-FORMATS = ("csv", "ecsv", "fits", "votable", "parquet")
+# The writers a catalogue file can have; "csv" means ECSV: a CSV file whose header keeps the metadata.
+FORMATS = ("ecsv", "fits", "votable", "parquet")
 ALIASES = {"csv": "ecsv"}
 BATCH_ROWS = 10_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -57,13 +57,13 @@ def _comments(conn, relation: str) -> dict[str, published.Column]:
 def resolve_format(path: Path, fmt: str | None) -> str:
     """The format named, or the one the file suffix implies."""
     if fmt:
-        if fmt.lower() not in FORMATS:
-            raise BadInput(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        if fmt.lower() not in (*FORMATS, *ALIASES):
+            raise BadInput(f"unknown format {fmt!r} (expected one of {', '.join((*ALIASES, *FORMATS))})")
         return ALIASES.get(fmt.lower(), fmt.lower())
     found = writer_for_suffix(path.suffix)
     if found is None:
         raise BadInput(f"{path}: cannot tell the format from the suffix {path.suffix!r}: "
-                       f"use --format ({', '.join(FORMATS)})")
+                       f"use --format ({', '.join((*ALIASES, *FORMATS))})")
     return found.name
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import socket
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -151,13 +152,21 @@ async def sync(request: Request) -> Response:
     params = TapParams.from_dict(raw_params)
     params.check()
     limits = service.config.upload
-    tables = await run_in_threadpool(upload.parse_all, await upload.request_tables(request, raw_params, limits),
-                                     limits)
-    runner = service.runner
-    result = await run_in_threadpool(runner.open, params.query, runner.maxrec(params.maxrec),
-                                     service.config.sync_timeout_s, tables)
-    content_type, chunks = render(result, params, _root(request))
-    return StreamingResponse(chunks, media_type=content_type)
+    sources = await upload.request_tables(request, raw_params, limits)
+    tables = await run_in_threadpool(upload.parse_all, sources, limits) if sources else []
+    runner, root = service.runner, _root(request)
+
+    def run() -> tuple[str, bytes | Iterator[bytes]]:
+        result = runner.open(params.query, runner.maxrec(params.maxrec), service.config.sync_timeout_s, tables)
+        content_type, chunks = render(result, params, root)
+        # A result that is one batch in hand (a cone search, mostly) is written here, in the same thread hop:
+        # streaming it would cost a hop per chunk for nothing.
+        return content_type, b"".join(chunks) if result.in_hand else chunks
+
+    content_type, body = await run_in_threadpool(run)
+    if isinstance(body, bytes):
+        return Response(body, media_type=content_type)
+    return StreamingResponse(body, media_type=content_type)
 
 
 # --- async (UWS) ---------------------------------------------------------------------------------------

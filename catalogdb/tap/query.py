@@ -278,6 +278,11 @@ class Result:
         self._maxrec, self._timeout, self._deadline, self._batch = maxrec, timeout_s, deadline, batch_rows
         self._server_side = server_side
 
+    @property
+    def in_hand(self) -> bool:
+        """Whether every row is already here: a client-side cursor whose first batch was not full."""
+        return not self._server_side and len(self._first) < self._batch
+
     def batches(self) -> Iterator[list[tuple]]:
         """The rows, batch by batch; a failure after the first batch goes to status.error."""
         try:
