@@ -29,6 +29,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.tokens import TokenType
 
 from catalogdb.db import published
+from catalogdb.tap import shapes
 
 MAX_QUERY_CHARS = 100_000
 
@@ -411,10 +412,17 @@ def translate(adql: str, limit: int | None = None, uploads: tuple[published.Tabl
 
     `uploads` are the TAP_UPLOAD tables of this query (see `upload`), resolved beside the published ones.
     """
+    reuse = not uploads and len(adql) <= MAX_QUERY_CHARS  # a shape's tables must not depend on the request
+    if reuse and (kept := shapes.lookup(adql, limit, ADQL)) is not None:
+        sql, columns, params = kept
+        return Translation(sql, columns, params or None)
     try:
-        return _translate(adql, limit, uploads)
+        translation = _translate(adql, limit, uploads)
     except RecursionError:  # the parser and the SQL generator recurse once per level of nesting
         raise AdqlError("the query is nested too deeply (parentheses, NOT or subqueries)") from None
+    if reuse:
+        shapes.remember(adql, limit, ADQL, translation.sql, translation.columns, translation.params or {})
+    return translation
 
 
 def _translate(adql: str, limit: int | None, uploads: tuple[published.Table, ...]) -> Translation:

@@ -12,6 +12,7 @@ import math
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from xml.sax.saxutils import escape, quoteattr
 
 from catalogdb.writers.fields import Field, ResultStatus, text_value
@@ -53,6 +54,7 @@ def _attr(name: str, value) -> str:
     return f" {name}={xml_attr(value)}" if value not in (None, "") else ""
 
 
+@lru_cache(maxsize=4096)  # the same fields come back with every query of a table
 def _field_xml(field: Field) -> str:
     desc = f"<DESCRIPTION>{xml_text(field.description)}</DESCRIPTION>" if field.description else ""
     attrs = (_attr("name", field.name) + _attr("datatype", field.datatype) + _attr("arraysize", field.arraysize)
