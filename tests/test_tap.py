@@ -137,7 +137,7 @@ def test_adql_translation_uses_q3c_and_hides_unpublished_tables():
 
     sql = inline(adql.translate("SELECT TOP 5 ra FROM final_catalog WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
                                 "CIRCLE('ICRS', 10, 20, 0.1))"))
-    assert "q3c_radial_query(ra, dec, 10.0, 20.0, 0.1)" in sql and sql.endswith("limit 5")
+    assert "q3c_join(10.0, 20.0, ra, dec, 0.1)" in sql and sql.endswith("limit 5")
     poly = inline(adql.translate("SELECT ra FROM lamost_star WHERE CONTAINS(POINT('ICRS', ra, dec), "
                                  "POLYGON('ICRS', 1, 2, 3, 4, 5, -6)) = 0"))
     assert "not (q3c_poly_query(ra, dec, cast(array[1.0, 2.0, 3.0, 4.0, 5.0, -6.0] as double precision[])))" in poly

@@ -483,7 +483,7 @@ def test_a_connection_keeps_its_prepared_cone_search(db_url):
             assert sum(len(b) for b in result.batches()) > 0
         with runner.reader.connect() as conn:
             prepared = conn.execute(sa.text("select custom_plans from pg_prepared_statements "
-                                            "where statement ilike '%q3c_radial_query%'")).scalars().all()
+                                            "where statement ilike '%q3c_join%'")).scalars().all()
         assert prepared == [3]  # prepared once, run three times
     finally:
         runner.close()

@@ -1,6 +1,6 @@
 """Simple Cone Search 1.03 on final_catalog: /scs?RA=&DEC=&SR=[&VERB=] for clients that only do cone searches.
 
-The cone runs as the ADQL CONTAINS(POINT, CIRCLE) query the TAP service would run (q3c_radial_query, the
+The cone runs as the ADQL CONTAINS(POINT, CIRCLE) query the TAP service would run (q3c_join, the
 reader role, the service's row cap and time limit), so both answer with the same rows. VERB=1 gives
 obsid, ra and dec, VERB=2 (the default) the principal columns, VERB=3 all of them. The three columns
 SCS 1.03 requires carry its UCD1 names (ID_MAIN, POS_EQ_RA_MAIN, POS_EQ_DEC_MAIN). Errors are a VOTable
