@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catalogdb.errors import BadInput
-from catalogdb.spectra import ProcessedSpectrum, process_file
+from catalogdb.spectra import FILES_PER_CHUNK, ProcessedSpectrum, process_chunk
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 LOCAL = "local"
 LOCAL_WORKERS = 2
 IN_FLIGHT_PER_THREAD = 2  # chunks queued per worker thread: one running, one ready to start
-SPECTRA_CHUNK = 64  # files per task: the same chunk size as spectra.process_files
 
 
 def local_workers(address: str) -> int | None:
@@ -103,12 +102,9 @@ def bounded_map(dask_client: Client, func: Callable[..., Any], items: Iterable[A
             future.cancel()
 
 
-def _process_chunk(paths: list[str]) -> list[ProcessedSpectrum]:
-    return [process_file(p) for p in paths]
-
 
 def process_files(paths: Iterable[str | os.PathLike[str]], address: str,
-                  chunksize: int = SPECTRA_CHUNK) -> Iterator[ProcessedSpectrum]:
+                  chunksize: int = FILES_PER_CHUNK) -> Iterator[ProcessedSpectrum]:
     """spectra.process_files on Dask workers: each file read and preprocessed where a worker sees it."""
     names = (os.fspath(p) for p in paths)
     chunks = iter(lambda: list(islice(names, chunksize)), [])
@@ -118,7 +114,7 @@ def process_files(paths: Iterable[str | os.PathLike[str]], address: str,
         if first and not dask_client.submit(os.path.exists, first[0], pure=False).result():
             raise BadInput(f"--dask {address}: the workers cannot read {first[0]}; they must see the spectrum "
                            "files at the same paths as this machine (a shared file system)")
-        for _, results in bounded_map(dask_client, _process_chunk, chain([first] if first else [], chunks)):
+        for _, results in bounded_map(dask_client, process_chunk, chain([first] if first else [], chunks)):
             yield from results
 
 

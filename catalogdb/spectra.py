@@ -59,6 +59,7 @@ from scipy.signal import savgol_filter
 from catalogdb.errors import BadInput
 
 GRID = np.arange(3925, 8800, dtype=float)  # rest-frame wavelengths of the normalised flux, 4875 values
+FLUX_DTYPE = np.dtype("<f4")  # spectrum.flux stores the normalised flux on GRID as little-endian float32
 ARM_SPLIT = 6000.0  # A; blue arm < ARM_SPLIT <= red arm
 SAVGOL_WINDOW = 15
 SAVGOL_ORDER = 7
@@ -581,12 +582,16 @@ def _single_threaded_blas() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _process_chunk(paths: list[str]) -> list[ProcessedSpectrum]:
+FILES_PER_CHUNK = 64  # files per task of a worker process (or a Dask worker)
+
+
+def process_chunk(paths: list[str]) -> list[ProcessedSpectrum]:
+    """`process_file` for each of a chunk of files (one task of a worker)."""
     return [process_file(p) for p in paths]
 
 
 def process_files(
-    paths: Iterable[str | os.PathLike[str]], workers: int = 1, chunksize: int = 64
+    paths: Iterable[str | os.PathLike[str]], workers: int = 1, chunksize: int = FILES_PER_CHUNK
 ) -> Iterator[ProcessedSpectrum]:
     """Process files in `workers` processes; yield each result as its chunk finishes (any order)."""
     names = (os.fspath(p) for p in paths)
@@ -609,7 +614,7 @@ def process_files(
                     chunk = list(islice(names, chunksize))
                     if not chunk:
                         break
-                    pending.add(pool.submit(_process_chunk, chunk))
+                    pending.add(pool.submit(process_chunk, chunk))
             first = False
             if not pending:
                 return

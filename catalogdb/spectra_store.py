@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from catalogdb import runs
 from catalogdb.errors import BadInput
 from catalogdb.pipeline import pipeline
-from catalogdb.spectra import GRID, ProcessedSpectrum, process_files
+from catalogdb.spectra import FLUX_DTYPE, GRID, ProcessedSpectrum, process_files
 
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 BATCH = 500
@@ -126,7 +126,7 @@ def _write_batch(engine: Engine, batch: list[ProcessedSpectrum], run_id: int) ->
                       "from stdin (format binary)") as copy:
             copy.set_types(["int8", "bytea", "int2", "float4", "text", "text", "int8"])
             for s in good:
-                copy.write_row((s.obsid, np.asarray(s.flux, dtype="<f4").tobytes(), s.flag, s.snrg,
+                copy.write_row((s.obsid, np.asarray(s.flux, dtype=FLUX_DTYPE).tobytes(), s.flag, s.snrg,
                                 s.path, s.checksum, run_id))
         cur.execute(
             "insert into spectrum select * from spectrum_stage "

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from catalogdb.cnn import LABELS, N_PIXELS
 from catalogdb.errors import CatalogdbError
+from catalogdb.spectra import FLUX_DTYPE
 
 FLUX_BYTES = 4 * N_PIXELS
-FLUX_DTYPE = np.dtype("<f4")  # spectrum.flux: little-endian float32
 
 TRAINING_SQL = f"""
 select t.obsid, s.flux, {', '.join(f't.{c}' for c in LABELS)}, t.snrg,

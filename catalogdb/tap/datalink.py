@@ -26,13 +26,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from catalogdb.spectra import GRID
+from catalogdb.spectra import FLUX_DTYPE, GRID
 from catalogdb.writers import Field, ResultStatus
 from catalogdb.writers.votable import votable
 
 STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
 LINKS_TYPE = 'application/x-votable+xml;content=datalink'
-FLUX_DTYPE = np.dtype("<f4")  # spectrum.flux: 4875 little-endian float32 values on GRID
 OBSID_UCD = "meta.id;meta.main"
 MAX_IDS = 1000
 LINK_FIELDS = [
