@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -40,13 +39,7 @@ from catalogdb.xmatch import run_xmatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from predict import register_network  # noqa: E402
-
-
-def timed(fn):
-    """(seconds, result) of one call."""
-    start = time.perf_counter()
-    result = fn()
-    return round(time.perf_counter() - start, 2), result
+from steps import timed  # noqa: E402
 
 
 def database(server: str) -> sa.Engine:

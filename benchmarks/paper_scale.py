@@ -30,19 +30,23 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from steps import load_state, run_steps, write_result  # noqa: E402
+from steps import run_or_dispatch, timed  # noqa: E402
+
+from catalogdb import paper  # noqa: E402 - after the path set-up
+from catalogdb.mock.real_layout import ALLSTAR_ROWS  # noqa: E402
 
 DATABASE = "catalogdb_paper_scale"
 STEPS = ("mock", "ingest", "ingest_baseline", "spectra", "spectra_baseline", "xmatch", "xmatch_baseline", "views",
          "train", "predict", "predict_baseline", "export", "export_baseline", "cones", "cones_baseline")
-PAPER = {"lamost_rows": 7_060_679, "apogee_rows": 733_901, "target_spectra": 521_424, "training_spectra": 18_573}
+# The sizes to reach at --scale 1: the paper's (and DR17 allStar's, which it crossmatches), as catalogdb declares them.
+PAPER = {"lamost_rows": paper.CUTFLOW[1], "apogee_rows": ALLSTAR_ROWS, "target_spectra": paper.TARGETS_PREPROCESSED,
+         "training_spectra": paper.TRAINING_ROWS}
 LAMOST_ROWS_PER_STAR = 1.44  # write_survey's LAMOST rows per star (repeat visits): 7,855 for 5,473 stars
 BASELINE_SAMPLE = 2_000  # spectra for the model.predict baseline
 LOOP_SAMPLE = 200  # spectra files for the notebook loop's baseline (~20 files/s)
@@ -55,12 +59,6 @@ def _engine():
     from catalogdb.db.server import server_url
 
     return sa.create_engine(sa.engine.make_url(server_url()).set(database=DATABASE))
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - t0, value
 
 
 def _psql_copy_gaia(eng, csv_path: Path) -> dict:
@@ -78,7 +76,7 @@ def _psql_copy_gaia(eng, csv_path: Path) -> dict:
                 conn.execute(sa.text(f'alter table gaia_copy add column "{col}" text'))
     cmd = [psql_binary(), libpq_dsn(eng), "-v", "ON_ERROR_STOP=1", "-c",
            f"\\copy gaia_copy ({', '.join(header)}) from '{csv_path}' with (format csv, header true)"]
-    seconds, _ = _timed(lambda: subprocess.run(cmd, check=True, capture_output=True, text=True))
+    seconds, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True, text=True))
     with eng.begin() as conn:
         rows = conn.execute(sa.text("select count(*) from gaia_copy")).scalar()
         conn.execute(sa.text("drop table gaia_copy"))
@@ -109,7 +107,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         admin.init(eng, "auto")
         out = {}
         for source, path in CATALOGUE_FILES.items():
-            seconds, s = _timed(lambda source=source, path=path: ingest_files(eng, source, [survey / path]))
+            seconds, s = timed(lambda source=source, path=path: ingest_files(eng, source, [survey / path]))
             out[source] = {"rows": s.inserted, "seconds": round(seconds, 2), "rows_per_s": round(s.inserted / seconds)}
         return out
     eng = _engine()
@@ -121,7 +119,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         from catalogdb.mock import SPECTRA_DIR
         from catalogdb.spectra_store import ingest_spectra
 
-        seconds, s = _timed(lambda: ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2))
+        seconds, s = timed(lambda: ingest_spectra(eng, [survey / SPECTRA_DIR], workers=2))
         return {"stored": s.stored, "rejected": s.rejected, "seconds": round(seconds, 2),
                 "spectra_per_s": round(s.stored / seconds, 1)}
     if name == "spectra_baseline":
@@ -131,7 +129,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         from catalogdb.mock import SPECTRA_DIR
 
         files = sorted((survey / SPECTRA_DIR).rglob("*.fits*"))[:LOOP_SAMPLE]
-        seconds, _ = _timed(lambda: [preprocess_reference(f) for f in files])
+        seconds, _ = timed(lambda: [preprocess_reference(f) for f in files])
         return {"files": len(files), "seconds": round(seconds, 2), "spectra_per_s": round(len(files) / seconds, 1)}
     if name == "xmatch":
         from catalogdb.xmatch import run_xmatch
@@ -143,10 +141,10 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         from astropy.coordinates import SkyCoord
 
         with eng.connect() as conn:
-            fetch, (lam, gaia) = _timed(lambda: [np.array(conn.execute(sa.text(f"select ra, dec from {t}")).all(),
+            fetch, (lam, gaia) = timed(lambda: [np.array(conn.execute(sa.text(f"select ra, dec from {t}")).all(),
                                                           float) for t in ("lamost_star", "gaia_source")])
         a, b = SkyCoord(lam[:, 0] * u.deg, lam[:, 1] * u.deg), SkyCoord(gaia[:, 0] * u.deg, gaia[:, 1] * u.deg)
-        seconds, pairs = _timed(lambda: len(a.search_around_sky(b, 3 * u.arcsec)[0]))
+        seconds, pairs = timed(lambda: len(a.search_around_sky(b, 3 * u.arcsec)[0]))
         return {"astropy_seconds": round(seconds, 2), "pairs": pairs, "fetch_seconds": round(fetch, 2)}
     if name == "views":
         with eng.connect() as conn:
@@ -166,7 +164,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
     if name == "predict":
         from catalogdb.cnn.predict import predict
 
-        seconds, result = _timed(lambda: predict(eng, model_id))
+        seconds, result = timed(lambda: predict(eng, model_id))
         return {**result, "seconds": round(seconds, 2), "spectra_per_s": round(result["predicted"] / seconds, 1)}
     if name == "predict_baseline":
         from catalogdb.cnn.registry import load_model
@@ -176,7 +174,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
             flux = np.stack([np.frombuffer(f, dtype="<f4") for (f,) in conn.execute(sa.text(
                 "select flux from spectrum order by obsid limit :n"), {"n": BASELINE_SAMPLE})])
         net.predict(flux[:64, :, None], verbose=0)  # warm-up: graph tracing is not inference
-        seconds, _ = _timed(lambda: net.predict(flux[:, :, None], verbose=0))
+        seconds, _ = timed(lambda: net.predict(flux[:, :, None], verbose=0))
         return {"spectra": len(flux), "seconds": round(seconds, 2), "spectra_per_s": round(len(flux) / seconds, 1)}
     folder = Path(args.out) / "export"
     folder.mkdir(exist_ok=True)
@@ -187,7 +185,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
 
         out = {}
         for fmt in FORMATS:
-            seconds, n = _timed(lambda fmt=fmt: export(eng, folder / f"final_catalog.{fmt}", "final_catalog", fmt))
+            seconds, n = timed(lambda fmt=fmt: export(eng, folder / f"final_catalog.{fmt}", "final_catalog", fmt))
             out[fmt] = {"rows": n, "seconds": round(seconds, 2)}
         return out
     if name == "export_baseline":
@@ -202,7 +200,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
             rows[name_] = (np.array(["" if v is None else str(v) for v in values]) if isinstance(kind, str) else
                            np.array([np.nan if v is None else float(v) for v in values]))
         astropy_format = {"ecsv": "ascii.ecsv", "votable": "votable", "fits": "fits", "parquet": "parquet"}
-        return {fmt: {"seconds": round(_timed(lambda fmt=fmt: rows.write(
+        return {fmt: {"seconds": round(timed(lambda fmt=fmt: rows.write(
             folder / f"astropy.{fmt}", format=astropy_format[fmt], overwrite=True))[0], 2)} for fmt in FORMATS}
     rng = np.random.default_rng(3)
     with eng.connect() as conn:
@@ -210,7 +208,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
     centres = pos[rng.integers(0, len(pos), args.cones)]
     if name == "cones":
         with eng.connect() as conn:
-            seconds, found = _timed(lambda: [conn.execute(sa.text(
+            seconds, found = timed(lambda: [conn.execute(sa.text(
                 "select count(*) from final_catalog where q3c_radial_query(ra, dec, :ra, :dec, :r)"),
                 {"ra": float(c[0]), "dec": float(c[1]), "r": CONE_DEG}).scalar() for c in centres])
         return {"cones": len(centres), "radius_deg": CONE_DEG, "found": found,
@@ -220,7 +218,7 @@ def run_step(name: str, args: argparse.Namespace, state: dict) -> dict:
         from astropy.coordinates import SkyCoord
 
         sky = SkyCoord(pos[:, 0] * u.deg, pos[:, 1] * u.deg)
-        seconds, found = _timed(lambda: [int((sky.separation(SkyCoord(c[0] * u.deg, c[1] * u.deg)).deg
+        seconds, found = timed(lambda: [int((sky.separation(SkyCoord(c[0] * u.deg, c[1] * u.deg)).deg
                                                <= CONE_DEG).sum()) for c in centres])
         return {"found": found, "ms_per_cone": round(1000 * seconds / len(centres), 2)}
     raise ValueError(name)
@@ -256,11 +254,9 @@ def main() -> None:
     parser.add_argument("--run-step", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.run_step:  # the child: run one step, leave its result for the parent
-        write_result(out, args.run_step, run_step(args.run_step, args, load_state(out)))
+    state = run_or_dispatch(__file__, sys.argv[1:], out, STEPS, run_step, args)
+    if state is None:  # a child ran its step
         return
-    state = run_steps(__file__, sys.argv[1:], out, STEPS)
     result = {"what": "benchmarks/paper_scale.py: every step at the paper's sizes x scale, with its baseline",
               "command": " ".join([Path(sys.executable).name, "benchmarks/paper_scale.py", *sys.argv[1:]]),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from steps import load_state, run_steps, write_result  # noqa: E402
+from steps import run_or_dispatch  # noqa: E402
 
 from catalogdb import paper  # noqa: E402 - after the path set-up
 
@@ -154,11 +154,10 @@ def main() -> None:
     parser.add_argument("--run-step", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.run_step:  # the child: run one step, leave its result for the parent
-        write_result(out, args.run_step, run_step(args.run_step, args, load_state(out)))
+    state = run_or_dispatch(__file__, sys.argv[1:], out, STEPS, run_step, args,
+                            env={**os.environ, "KERAS_BACKEND": args.backend})
+    if state is None:  # a child ran its step
         return
-    state = run_steps(__file__, sys.argv[1:], out, STEPS, env={**os.environ, "KERAS_BACKEND": args.backend})
     result = {"what": "benchmarks/science.py: the pipeline at the paper's training size on the mock survey",
               "command": " ".join([Path(sys.executable).name, "benchmarks/science.py", *sys.argv[1:]]),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),

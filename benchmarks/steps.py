@@ -12,6 +12,13 @@ import time
 from pathlib import Path
 
 
+def timed(fn) -> tuple[float, object]:
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
 def load_state(out: Path) -> dict:
     """The steps done so far in OUT (empty for a new OUT)."""
     state_file = out / "state.json"
@@ -40,3 +47,13 @@ def run_steps(script: str, argv: list[str], out: Path, steps, env: dict | None =
         (out / "state.json").write_text(json.dumps(state, indent=1, default=str))
         print(f"{name}: {state[name]['seconds']} s, peak {state[name]['peak_rss_mb']} MB", file=sys.stderr)
     return state
+
+
+def run_or_dispatch(script: str, argv: list[str], out: Path, steps, run_step, args, env: dict | None = None):
+    """In a child (--run-step NAME): run that step, leave its result and return None; in the parent: run the
+    steps not yet done, each in its own child, and return the state."""
+    out.mkdir(parents=True, exist_ok=True)
+    if args.run_step:
+        write_result(out, args.run_step, run_step(args.run_step, args, load_state(out)))
+        return None
+    return run_steps(script, argv, out, steps, env)

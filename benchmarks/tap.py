@@ -36,6 +36,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from catalogdb import paper  # noqa: E402 - after the path set-up
+
 COLUMNS = "*"
 
 
@@ -219,7 +221,7 @@ def start_server(url: str, home: Path, pool_reset: str) -> tuple[subprocess.Pope
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=521_424)
+    parser.add_argument("--rows", type=int, default=paper.TARGETS_PREPROCESSED)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--queries", type=int, default=40, help="cone searches per client")
     parser.add_argument("--server", choices=["embedded", "pg15"], default="embedded")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import astropy.units as u
 import numpy as np
 import sqlalchemy as sa
 from astropy.coordinates import SkyCoord
+from steps import timed  # benchmarks/, the folder of this script
 
 from catalogdb.db import admin
 from catalogdb.db.cluster import start_cluster
@@ -46,12 +46,6 @@ def load(engine: sa.Engine, table: str, key: str, ra: np.ndarray, dec: np.ndarra
             for i in range(ra.size):
                 copy.write_row((i + 1, float(ra[i]), float(dec[i])))
         conn.execute(sa.text(f"analyze {table}"))
-
-
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
 
 
 def single_query(engine: sa.Engine) -> int:
