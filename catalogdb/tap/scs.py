@@ -10,7 +10,6 @@ with <INFO name="Error">, as SCS 1.03 asks, and HTTP 200.
 from __future__ import annotations
 
 import math
-from xml.sax.saxutils import quoteattr
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,7 +21,7 @@ from catalogdb.tap import datalink
 from catalogdb.tap.adql import AdqlError
 from catalogdb.tap.query import QueryError
 from catalogdb.writers import Field
-from catalogdb.writers.votable import VOTABLE_NS, votable
+from catalogdb.writers.votable import VOTABLE_NS, votable, xml_attr, xml_text
 
 STANDARD_ID = "ivo://ivoa.net/std/ConeSearch"
 TABLE = "final_catalog"
@@ -38,9 +37,9 @@ def error_document(message: str) -> bytes:
     """An SCS 1.03 error VOTable."""
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<VOTABLE version="1.4" xmlns="{VOTABLE_NS}">\n'
-            f'<INFO ID="Error" name="Error" value={quoteattr(message)}/>\n'
+            f'<INFO ID="Error" name="Error" value={xml_attr(message)}/>\n'
             '<RESOURCE type="results">\n'
-            f'<INFO name="QUERY_STATUS" value="ERROR">{message.replace("&", "&amp;").replace("<", "&lt;")}</INFO>\n'
+            f'<INFO name="QUERY_STATUS" value="ERROR">{xml_text(message)}</INFO>\n'
             "</RESOURCE>\n</VOTABLE>\n").encode()
 
 
