@@ -426,18 +426,10 @@ def serve(
     run_server(host, port)
 
 
-class ExportFormat(str, Enum):
-    csv = "csv"
-    fits = "fits"
-    votable = "votable"
-    parquet = "parquet"
-    hats = "hats"
-
-
 @app.command()
 def export(
     file: Path = typer.Argument(..., help="output file (hats: a new folder)"),
-    format: ExportFormat = typer.Option(None, help="file format (default: from the suffix)"),
+    format: str = typer.Option(None, help="ecsv (or csv), fits, votable, parquet or hats; default: from the suffix"),
     where: str = typer.Option(None, help="SQL condition on the rows, e.g. \"cnn_feh < -1\""),
     table: str = typer.Option("final_catalog", help="table or view to export"),
 ):
@@ -448,13 +440,13 @@ def export(
     from catalogdb.db.server import engine
     from catalogdb.export import export as run_export
 
-    if format == ExportFormat.hats:
+    if format == "hats":
         from catalogdb.hats import export_hats
 
         with console.status("writing the HATS catalogue"):
             rows = export_hats(engine(), file, table, where)
     else:
-        rows = run_export(engine(), file, table, format.value if format else None, where)
+        rows = run_export(engine(), file, table, format, where)  # checks the format against the writers
     console.print(f"{rows:,} rows of {table} written to {file}")
 
 
