@@ -12,6 +12,7 @@ import pytest
 import pyvo
 import requests
 import sqlalchemy as sa
+import test_tap
 from astropy.io import fits
 from astropy.io.votable import from_table, parse_single_table
 from astropy.table import Table
@@ -45,11 +46,7 @@ def db_url(embedded_server) -> str:
     return url
 
 
-@pytest.fixture(scope="module")
-def engine(db_url):
-    eng = sa.create_engine(db_url)
-    yield eng
-    eng.dispose()
+engine = test_tap.engine  # test_tap's fixture, on this module's db_url
 
 
 @pytest.fixture(scope="module")
